@@ -1,0 +1,215 @@
+"""Video I/O: probe a file and stream its frames with exact presentation times.
+
+Everything here streams: a one-hour video never sits in memory. Decoding goes through PyAV
+(FFmpeg), which reads MP4/H.264 (yuv420p and yuv444p), AVI/MJPEG, MPEG-4 Part 2 and MOV.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+
+# Codecs we accept as input: what top-down lab cameras and common converters write.
+ALLOWED_CODECS = frozenset(
+    {
+        "h264",
+        "hevc",
+        "mpeg4",
+        "mjpeg",
+        "mpeg2video",
+        "mpeg1video",
+        "vp8",
+        "vp9",
+        "av1",
+        "rawvideo",
+        "png",
+        "ffv1",
+        "msmpeg4v2",
+        "msmpeg4v3",
+        "h263",
+        "prores",
+        "dnxhd",
+        "huffyuv",
+        "cinepak",
+    }
+)
+
+
+class VideoError(ValueError):
+    """A file that cannot be used as a video. The message says what is wrong and what to do."""
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a probe learns about a video. Times in seconds, sizes in pixels."""
+
+    frame_count: int
+    fps: float
+    duration_s: float
+    width: int
+    height: int
+    codec: str
+    pix_fmt: str
+    container: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _open(path: str | os.PathLike[str]) -> Any:
+    p = Path(path)
+    if not p.exists():
+        raise VideoError(f"{p.name}: file not found.")
+    if p.stat().st_size == 0:
+        raise VideoError(f"{p.name} is empty (0 bytes). Upload the video file again.")
+    try:
+        return av.open(str(p))
+    except av.error.InvalidDataError as exc:
+        if _looks_like_mp4(p):
+            raise VideoError(
+                f"{p.name} starts like an MP4/MOV file but cannot be read: it is probably "
+                "truncated (an incomplete upload or copy). Upload the complete file again."
+            ) from exc
+        raise VideoError(
+            f"{p.name} is not a video file we can read (FFmpeg: {exc.strerror or exc}). "
+            "Upload an MP4, AVI, MOV or MKV video."
+        ) from exc
+    except av.error.FFmpegError as exc:
+        raise VideoError(
+            f"{p.name} could not be opened as a video ({exc.strerror or exc}). "
+            "The file may be damaged or incomplete; upload it again."
+        ) from exc
+
+
+def _looks_like_mp4(p: Path) -> bool:
+    with p.open("rb") as fh:
+        head = fh.read(12)
+    return len(head) >= 8 and head[4:8] in (b"ftyp", b"mdat", b"moov", b"free", b"wide")
+
+
+def _video_stream(container: Any, name: str) -> Any:
+    if not container.streams.video:
+        raise VideoError(f"{name} has no video stream (audio only or another kind of file).")
+    stream = container.streams.video[0]
+    codec = stream.codec_context.name
+    if codec not in ALLOWED_CODECS:
+        raise VideoError(
+            f"{name} uses the video codec '{codec}', which Syllabary does not accept. "
+            "Convert it to H.264 MP4 (for example: ffmpeg -i in -c:v libx264 out.mp4)."
+        )
+    return stream
+
+
+def probe(
+    path: str | os.PathLike[str],
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> VideoInfo:
+    """Decode every frame once and report exact frame count, rate, size and codec.
+
+    Container metadata is not trusted for the frame count (it is often wrong or missing); the
+    frames are decoded and counted, which also proves the file decodes to its end. ``progress``
+    is called with the number of frames decoded so far, every 500 frames.
+    """
+    p = Path(path)
+    container = _open(p)
+    try:
+        stream = _video_stream(container, p.name)
+        stream.thread_type = "AUTO"
+        codec = stream.codec_context.name
+        width, height = stream.codec_context.width, stream.codec_context.height
+        n = 0
+        first_pts: float | None = None
+        last_pts: float | None = None
+        try:
+            for frame in container.decode(stream):
+                if frame.pts is not None and frame.time_base is not None:
+                    t = float(frame.pts * frame.time_base)
+                    first_pts = t if first_pts is None else first_pts
+                    last_pts = t
+                n += 1
+                if progress is not None and n % 500 == 0:
+                    progress(n)
+        except av.error.FFmpegError as exc:
+            raise VideoError(
+                f"{p.name} is damaged after frame {n} ({exc.strerror or exc}). "
+                "The file may be truncated; upload the complete file again."
+            ) from exc
+        if n == 0:
+            raise VideoError(
+                f"{p.name} contains no decodable video frames. The file may be truncated or "
+                "damaged; upload the complete file again."
+            )
+        fps = _frame_rate(stream)
+        if first_pts is not None and last_pts is not None and n > 1:
+            # Span of presentation times plus one frame period: the length a player shows.
+            duration = (last_pts - first_pts) * n / (n - 1)
+        else:
+            duration = n / fps if fps > 0 else 0.0
+        return VideoInfo(
+            frame_count=n,
+            fps=fps,
+            duration_s=round(duration, 6),
+            width=int(width),
+            height=int(height),
+            codec=codec,
+            pix_fmt=str(stream.codec_context.pix_fmt),
+            container=str(container.format.name),
+        )
+    finally:
+        container.close()
+
+
+def _frame_rate(stream: Any) -> float:
+    for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
+        if rate:
+            value = float(Fraction(rate))
+            if math.isfinite(value) and value > 0:
+                return value
+    return 0.0
+
+
+def iter_frames(
+    path: str | os.PathLike[str],
+    *,
+    gray: bool = True,
+) -> Iterator[tuple[int, float, np.ndarray]]:
+    """Yield ``(frame_index, time_s, image)`` for every decoded frame, in order.
+
+    ``frame_index`` counts from 0 over decoded frames; ``time_s`` is the frame's presentation
+    time relative to the first frame. ``image`` is ``(H, W)`` uint8 when ``gray`` else
+    ``(H, W, 3)`` uint8 RGB.
+    """
+    p = Path(path)
+    container = _open(p)
+    try:
+        stream = _video_stream(container, p.name)
+        stream.thread_type = "AUTO"
+        fps = _frame_rate(stream) or 30.0
+        fmt = "gray" if gray else "rgb24"
+        t0: float | None = None
+        index = 0
+        try:
+            for frame in container.decode(stream):
+                if frame.pts is not None and frame.time_base is not None:
+                    t = float(frame.pts * frame.time_base)
+                    t0 = t if t0 is None else t0
+                    time_s = t - t0
+                else:
+                    time_s = index / fps
+                yield index, time_s, frame.to_ndarray(format=fmt)
+                index += 1
+        except av.error.FFmpegError as exc:
+            raise VideoError(
+                f"{p.name} is damaged after frame {index} ({exc.strerror or exc})."
+            ) from exc
+    finally:
+        container.close()
