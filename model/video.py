@@ -181,12 +181,18 @@ def iter_frames(
     path: str | os.PathLike[str],
     *,
     gray: bool = True,
+    luma: bool = False,
 ) -> Iterator[tuple[int, float, np.ndarray]]:
     """Yield ``(frame_index, time_s, image)`` for every decoded frame, in order.
 
     ``frame_index`` counts from 0 over decoded frames; ``time_s`` is the frame's presentation
     time relative to the first frame. ``image`` is ``(H, W)`` uint8 when ``gray`` else
     ``(H, W, 3)`` uint8 RGB.
+
+    ``luma=True`` (with ``gray``) yields the decoder's own 8-bit luma plane without colour
+    conversion: about 3x faster than ``gray`` (whose swscale range conversion costs more than
+    decoding), but in the file's video range (often 16-235). Meant for preprocessing, which
+    normalises contrast itself. Formats without an 8-bit luma plane fall back to ``gray``.
     """
     p = Path(path)
     container = _open(p)
@@ -205,7 +211,10 @@ def iter_frames(
                     time_s = t - t0
                 else:
                     time_s = index / fps
-                yield index, time_s, frame.to_ndarray(format=fmt)
+                if luma and gray and frame.format.name in _LUMA_FORMATS:
+                    yield index, time_s, _luma_plane(frame)
+                else:
+                    yield index, time_s, frame.to_ndarray(format=fmt)
                 index += 1
         except av.error.FFmpegError as exc:
             raise VideoError(
@@ -213,3 +222,30 @@ def iter_frames(
             ) from exc
     finally:
         container.close()
+
+
+# Pixel formats whose first plane is 8-bit luma (Y), readable without a colour conversion.
+_LUMA_FORMATS = frozenset(
+    {
+        "gray",
+        "yuv420p",
+        "yuvj420p",
+        "yuv422p",
+        "yuvj422p",
+        "yuv444p",
+        "yuvj444p",
+        "yuv440p",
+        "yuvj440p",
+        "yuv411p",
+        "yuv410p",
+        "nv12",
+        "nv21",
+    }
+)
+
+
+def _luma_plane(frame: Any) -> np.ndarray:
+    """The Y plane of a decoded frame as ``(H, W)`` uint8, copied out of the line padding."""
+    plane = frame.planes[0]
+    buf = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
+    return np.ascontiguousarray(buf[:, : plane.width])
