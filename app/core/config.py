@@ -1,0 +1,82 @@
+"""Settings, read from ``SYLLABARY_*`` environment variables.
+
+The defaults give the embedded mode (SQLite and a filesystem broker under ``var/``); production
+sets PostgreSQL and Redis URLs through the environment (see docker-compose.yml).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SECRET_KEY = "dev-insecure-change-me"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SYLLABARY_", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    var_dir: Path = Path("var")
+    database_url: str = ""  # empty: SQLite file under var_dir
+    broker_url: str = ""  # empty: kombu filesystem transport under var_dir
+    storage_dir: Path | None = None  # empty: var_dir / "storage"
+    secret_key: str = DEFAULT_SECRET_KEY
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_upload_bytes: int = Field(default=20 * 1024**3, gt=0)
+    # Queue names: "cpu" for ingest work, "gpu" for fitting when a GPU worker exists.
+    cpu_queue: str = "cpu"
+    gpu_queue: str = "gpu"
+    job_lease_seconds: float = Field(default=60.0, gt=0)
+    job_max_attempts: int = Field(default=3, ge=1)
+    reaper_interval_seconds: float = Field(default=10.0, gt=0)
+
+    @model_validator(mode="after")
+    def _refuse_default_secret(self) -> Settings:
+        if self.environment == "production" and self.secret_key == DEFAULT_SECRET_KEY:
+            raise ValueError(
+                "SYLLABARY_SECRET_KEY is the development default; set a long random value "
+                "(for example: python -c 'import secrets; print(secrets.token_urlsafe(48))') "
+                "before running in production."
+            )
+        return self
+
+    @property
+    def resolved_var_dir(self) -> Path:
+        return self.var_dir.resolve()
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        if self.database_url:
+            url = self.database_url
+            # Accept plain postgres URLs and use psycopg 3.
+            for prefix in ("postgresql://", "postgres://"):
+                if url.startswith(prefix):
+                    return "postgresql+psycopg://" + url[len(prefix) :]
+            return url
+        return f"sqlite:///{self.resolved_var_dir / 'syllabary.db'}"
+
+    @property
+    def celery_broker_url(self) -> str:
+        return self.broker_url or "filesystem://"
+
+    @property
+    def broker_dir(self) -> Path:
+        return self.resolved_var_dir / "broker"
+
+    @property
+    def files_dir(self) -> Path:
+        return (self.storage_dir or self.var_dir / "storage").resolve()
+
+    @property
+    def is_embedded_broker(self) -> bool:
+        return self.celery_broker_url.startswith("filesystem")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

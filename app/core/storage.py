@@ -1,0 +1,121 @@
+"""File storage under one root directory.
+
+Uploads are streamed to disk in chunks with a byte cap and a running sha256, then moved into
+place atomically and made read-only: nothing the pipeline does may alter or delete an original.
+Originals are content-addressed, so the same file uploaded twice is stored once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+_SAFE_SUFFIX = re.compile(r"^\.[a-z0-9]{1,5}$")
+
+
+class UploadTooLarge(ValueError):
+    """An upload went over the configured size limit."""
+
+
+class EmptyUpload(ValueError):
+    """An upload with no bytes at all."""
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    path: str  # relative to the storage root
+    size_bytes: int
+    sha256: str
+
+
+def safe_suffix(filename: str) -> str:
+    """The file's extension, lower-cased, if it is a plain short one; else empty."""
+    suffix = Path(filename).suffix.lower()
+    return suffix if _SAFE_SUFFIX.match(suffix) else ""
+
+
+class Storage:
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+
+    def abspath(self, relative: str) -> Path:
+        """Resolve a stored path, refusing anything that would leave the storage root."""
+        path = (self.root / relative).resolve()
+        if not path.is_relative_to(self.root):
+            raise ValueError(f"path {relative!r} is outside the storage root")
+        return path
+
+    def _tmp(self) -> tuple[int, str]:
+        tmp_dir = self.root / "tmp"
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        return tempfile.mkstemp(dir=tmp_dir, prefix="upload-")
+
+    def _finish(self, tmp_name: str, digest: str, size: int, filename: str) -> StoredFile:
+        if size == 0:
+            os.unlink(tmp_name)
+            raise EmptyUpload(f"{filename} is empty (0 bytes); choose the video file again.")
+        relative = f"originals/{digest[:2]}/{digest}{safe_suffix(filename)}"
+        final = self.abspath(relative)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        if final.exists():
+            os.unlink(tmp_name)  # identical content is already stored
+        else:
+            os.chmod(tmp_name, 0o444)
+            os.replace(tmp_name, final)
+        return StoredFile(path=relative, size_bytes=size, sha256=digest)
+
+    def save_chunks(self, chunks: Iterable[bytes], filename: str, max_bytes: int) -> StoredFile:
+        fd, tmp_name = self._tmp()
+        digest, size = hashlib.sha256(), 0
+        try:
+            with os.fdopen(fd, "wb") as out:
+                for chunk in chunks:
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise UploadTooLarge(_too_large(filename, max_bytes))
+                    digest.update(chunk)
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+        except BaseException:
+            Path(tmp_name).unlink(missing_ok=True)
+            raise
+        return self._finish(tmp_name, digest.hexdigest(), size, filename)
+
+    async def save_async_chunks(
+        self, chunks: AsyncIterator[bytes], filename: str, max_bytes: int
+    ) -> StoredFile:
+        fd, tmp_name = self._tmp()
+        digest, size = hashlib.sha256(), 0
+        try:
+            with os.fdopen(fd, "wb") as out:
+                async for chunk in chunks:
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise UploadTooLarge(_too_large(filename, max_bytes))
+                    digest.update(chunk)
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+        except BaseException:
+            Path(tmp_name).unlink(missing_ok=True)
+            raise
+        return self._finish(tmp_name, digest.hexdigest(), size, filename)
+
+
+def _too_large(filename: str, max_bytes: int) -> str:
+    return (
+        f"{filename} is larger than the upload limit of {max_bytes / 1024**3:.1f} GiB. "
+        "Trim or compress the video, or ask an admin to raise SYLLABARY_MAX_UPLOAD_BYTES."
+    )
+
+
+def get_storage() -> Storage:
+    from app.core.config import get_settings
+
+    return Storage(get_settings().files_dir)

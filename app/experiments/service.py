@@ -1,0 +1,165 @@
+"""Experiments, cohorts, subjects and sessions: plain functions over a database session."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.core.config import Settings
+from app.core.db import utcnow
+from app.core.errors import BadInput, NotFound
+from app.core.storage import StoredFile
+from app.experiments.models import Cohort, Experiment, Subject, VideoSession
+from app.jobs import service as jobs
+from app.jobs.models import Job, JobKind, JobStatus
+
+
+def create_experiment(db: Session, *, name: str, description: str = "") -> Experiment:
+    name = name.strip()
+    if not name:
+        raise BadInput("An experiment needs a name.")
+    experiment = Experiment(name=name, description=description)
+    db.add(experiment)
+    db.flush()
+    return experiment
+
+
+def list_experiments(db: Session) -> list[Experiment]:
+    return list(db.scalars(select(Experiment).order_by(Experiment.id.desc())))
+
+
+def get_experiment_or_raise(db: Session, experiment_id: int) -> Experiment:
+    experiment = db.get(Experiment, experiment_id)
+    if experiment is None:
+        raise NotFound(f"Experiment {experiment_id} does not exist.")
+    return experiment
+
+
+def get_session_or_raise(db: Session, session_id: int) -> VideoSession:
+    session = db.get(VideoSession, session_id)
+    if session is None:
+        raise NotFound(f"Session {session_id} does not exist.")
+    return session
+
+
+def get_or_create_cohort(db: Session, *, experiment: Experiment, name: str) -> Cohort:
+    name = name.strip()
+    cohort = db.scalar(
+        select(Cohort).where(Cohort.experiment_id == experiment.id, Cohort.name == name)
+    )
+    if cohort is None:
+        cohort = Cohort(experiment_id=experiment.id, name=name)
+        db.add(cohort)
+        db.flush()
+    return cohort
+
+
+def get_or_create_subject(
+    db: Session, *, experiment: Experiment, name: str, cohort: Cohort | None
+) -> Subject:
+    name = name.strip()
+    subject = db.scalar(
+        select(Subject).where(Subject.experiment_id == experiment.id, Subject.name == name)
+    )
+    if subject is None:
+        subject = Subject(experiment_id=experiment.id, name=name, cohort=cohort)
+        db.add(subject)
+        db.flush()
+    elif cohort is not None and subject.cohort_id not in (None, cohort.id):
+        current = subject.cohort.name if subject.cohort else "?"
+        raise BadInput(
+            f"Subject {name!r} is already in cohort {current!r}; an animal belongs to one "
+            f"cohort. Use another subject name or move the subject first."
+        )
+    elif cohort is not None:
+        subject.cohort = cohort
+    return subject
+
+
+def create_session(
+    db: Session,
+    *,
+    experiment: Experiment,
+    stored: StoredFile,
+    filename: str,
+    subject_name: str | None,
+    cohort_name: str | None,
+    settings: Settings,
+) -> VideoSession:
+    """Record an uploaded video as a session and queue its processing (sent after commit)."""
+    cohort = (
+        get_or_create_cohort(db, experiment=experiment, name=cohort_name)
+        if cohort_name and cohort_name.strip()
+        else None
+    )
+    subject = (
+        get_or_create_subject(db, experiment=experiment, name=subject_name, cohort=cohort)
+        if subject_name and subject_name.strip()
+        else None
+    )
+    if subject is None and cohort is not None:
+        raise BadInput("A cohort was given without a subject; say which animal this video shows.")
+    session = VideoSession(
+        experiment_id=experiment.id,
+        subject=subject,
+        original_filename=filename[:500],
+        original_path=stored.path,
+        size_bytes=stored.size_bytes,
+        sha256=stored.sha256,
+    )
+    db.add(session)
+    db.flush()
+    jobs.create(
+        db,
+        kind=JobKind.probe,
+        queue=settings.cpu_queue,
+        max_attempts=settings.job_max_attempts,
+        session_id=session.id,
+        experiment_id=experiment.id,
+    )
+    return session
+
+
+def session_status(session: VideoSession) -> str:
+    """``queued``, ``processing``, ``ready`` or ``failed``, from the session's jobs."""
+    if not session.jobs:
+        return "queued"
+    statuses = {job.status for job in session.jobs}
+    if JobStatus.failed in statuses:
+        return "failed"
+    if JobStatus.running in statuses:
+        return "processing"
+    if JobStatus.queued in statuses:
+        return "processing" if JobStatus.succeeded in statuses else "queued"
+    return "ready"
+
+
+def apply_probe(db: Session, *, session_id: int, info: dict[str, Any]) -> None:
+    """Store probe results on the session (idempotent: running it twice changes nothing)."""
+    session = get_session_or_raise(db, session_id)
+    session.frame_count = int(info["frame_count"])
+    session.fps = float(info["fps"])
+    session.duration_s = float(info["duration_s"])
+    session.width = int(info["width"])
+    session.height = int(info["height"])
+    session.codec = str(info["codec"])
+    session.pix_fmt = str(info["pix_fmt"])
+    session.probe = dict(info)
+    session.probed_at = utcnow()
+
+
+def count_sessions(db: Session, experiment_id: int) -> int:
+    return int(
+        db.scalar(
+            select(func.count())
+            .select_from(VideoSession)
+            .where(VideoSession.experiment_id == experiment_id)
+        )
+        or 0
+    )
+
+
+def session_jobs(db: Session, session_id: int) -> list[Job]:
+    return list(db.scalars(select(Job).where(Job.session_id == session_id).order_by(Job.id)))

@@ -1,0 +1,81 @@
+"""The FastAPI application: ``create_app()`` wires settings, database, storage and routes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from app.core.broker import broker_ok
+from app.core.config import Settings, get_settings
+from app.core.db import engine_for, session_factory
+from app.core.errors import BadInput, Conflict, NotFound, TooLarge
+from app.core.storage import Storage
+from app.experiments import pages as experiment_pages
+from app.experiments import routes as experiment_routes
+from app.jobs import routes as job_routes
+from app.jobs.service import install_session_hooks
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="Syllabary",
+        version="0.1.0",
+        description="Turn top-down mouse videos into behavioural syllables.",
+    )
+    engine = engine_for(settings.sqlalchemy_url)
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.session_factory = session_factory(engine)
+    install_session_hooks(Session)
+    app.state.storage = Storage(settings.files_dir)
+    app.state.templates = Jinja2Templates(directory=str(ROOT / "templates"))
+
+    _install_error_handlers(app)
+    app.include_router(experiment_routes.router)
+    app.include_router(job_routes.router)
+    app.include_router(experiment_pages.router)
+    app.mount("/static", StaticFiles(directory=str(ROOT / "static")), name="static")
+
+    @app.get("/healthz", tags=["operations"])
+    def healthz() -> JSONResponse:
+        """200 when the database and the broker answer, 503 otherwise."""
+        checks: dict[str, str] = {}
+        healthy = True
+        try:
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            checks["database"] = "ok"
+        except Exception as exc:
+            healthy = False
+            checks["database"] = f"unreachable: {exc.__class__.__name__}"
+        ok, reason = broker_ok(settings)
+        checks["broker"] = reason
+        healthy = healthy and ok
+        return JSONResponse(
+            {"status": "ok" if healthy else "unavailable", "checks": checks},
+            status_code=200 if healthy else 503,
+        )
+
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    def handler(code: int):  # type: ignore[no-untyped-def]
+        async def handle(_request: Request, exc: Exception) -> JSONResponse:
+            return JSONResponse({"detail": str(exc)}, status_code=code)
+
+        return handle
+
+    app.add_exception_handler(NotFound, handler(404))
+    app.add_exception_handler(BadInput, handler(422))
+    app.add_exception_handler(Conflict, handler(409))
+    app.add_exception_handler(TooLarge, handler(413))

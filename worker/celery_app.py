@@ -1,0 +1,70 @@
+"""The Celery worker: one task, ``run_job``, plus a reaper thread for expired leases."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from celery.signals import worker_ready, worker_shutdown
+from sqlalchemy.orm import Session
+
+from app.core.broker import RUN_JOB_TASK, get_celery
+from app.core.config import get_settings
+from app.core.db import engine_for, session_scope
+from app.jobs import service as jobs
+from app.jobs.service import install_session_hooks
+from worker.handlers import HANDLERS
+from worker.runner import execute, new_worker_id
+
+log = logging.getLogger("syllabary.worker")
+
+celery_app = get_celery()
+WORKER_ID = new_worker_id()
+_reaper_stop = threading.Event()
+
+
+@celery_app.task(name=RUN_JOB_TASK, acks_late=True)
+def run_job(job_id: int) -> str | None:
+    settings = get_settings()
+    install_session_hooks(Session)
+    return execute(
+        job_id,
+        settings=settings,
+        engine=engine_for(settings.sqlalchemy_url),
+        worker_id=WORKER_ID,
+        handlers=HANDLERS,
+    )
+
+
+def reap_once() -> dict[str, list[int]]:
+    settings = get_settings()
+    install_session_hooks(Session)
+    with session_scope(engine_for(settings.sqlalchemy_url)) as db:
+        outcome = jobs.reap(db, requeue_after_s=max(300.0, 5 * settings.job_lease_seconds))
+    if any(outcome.values()):
+        log.info("reaper: %s", outcome)
+    return outcome
+
+
+def _reaper_loop(interval: float) -> None:
+    while not _reaper_stop.wait(interval):
+        try:
+            reap_once()
+        except Exception:
+            log.exception("reaper pass failed; trying again")
+
+
+@worker_ready.connect
+def _start_reaper(**_kwargs: Any) -> None:
+    interval = get_settings().reaper_interval_seconds
+    threading.Thread(target=_reaper_loop, args=(interval,), name="reaper", daemon=True).start()
+    try:
+        reap_once()
+    except Exception:
+        log.exception("first reaper pass failed")
+
+
+@worker_shutdown.connect
+def _stop_reaper(**_kwargs: Any) -> None:
+    _reaper_stop.set()
