@@ -1,0 +1,379 @@
+"""The SLDS-SVAE: structured mean-field inference, the SVAE bound and the SVI step (svae.md §3).
+
+Generative model (svae.md §2.1), for one subsequence of T frames:
+    z_1 ~ π₀,  z_{t+1} | z_t ~ π_{z_t}                         (sticky Dirichlet rows)
+    x_1 ~ N(μ, Σ)                                              (one NIW shared by all states)
+    x_{t+1} | x_t, z_{t+1} ~ N(F_k x_t + b_k, Q_k), k = z_{t+1}  (MNIW per state, A_k = [F_k | b_k])
+    y_t | x_t ~ N(decoder(x_t), diag σ²)
+
+The local factors q(z) q(x) are found by block coordinate ascent under ``torch.no_grad`` (Kalman
+smoother for q(x), HMM forward–backward for q(z)); then one differentiable Kalman pass and a
+differentiable HMM log-normaliser give the bound whose gradient trains the networks (§3.4).
+The local KL includes the cross term of §3.3:
+    KL_local = ⟨ψ, E t(x)⟩ − log Z_x + Σ_{t,k} γ_{t,k} L_{t,k} − log Z_z.
+
+Shapes: B subsequences, T frames, P pixels, D latent dimensions, K states.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from model.hmm import HMMResult, forward_backward, log_normalizer
+from model.kalman import KalmanResult, kalman_smoother, second_moments
+from model.networks import Decoder, Encoder
+from model.priors import (
+    MNIW,
+    MNIWExpectations,
+    MNIWStats,
+    SLDSExpectations,
+    SLDSParams,
+    SLDSStats,
+    default_prior,
+    expectations,
+    global_kl,
+    svi_step,
+)
+
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+@dataclass
+class SVAEConfig:
+    """Everything needed to rebuild an SLDS-SVAE (stored in a fitted model's JSON)."""
+
+    states: int = 40
+    latent_dim: int = 10
+    height: int = 32
+    width: int = 32
+    hidden: int = 200
+    alpha: float = 0.1  # off-diagonal transition concentration
+    dwell_frames: float = 12.0  # prior expected dwell time, sets the sticky bonus
+    noise_var: float = 0.05  # prior E[Q]
+    min_std: float = 0.03  # floor on the decoder's pixel noise
+    fps: float = 30.0
+
+    @property
+    def pixels(self) -> int:
+        return self.height * self.width
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SVAEConfig:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+# ----------------------------------------------------------------------------------------------
+# Potentials between the conjugate parameters and the local factors (pure functions)
+
+
+class PairPotentials(NamedTuple):
+    """J11, J12, J22 (B, T-1, D, D); h1, h2 (B, T-1, D); const (B,) summed constant terms."""
+
+    J11: Tensor
+    J12: Tensor
+    J22: Tensor
+    h1: Tensor
+    h2: Tensor
+    const: Tensor
+
+
+def pair_potentials(w_next: Tensor, dyn: MNIWExpectations) -> PairPotentials:
+    """Pair potentials E_{q(z),q(θ)} log p(x_{t+1} | x_t, z_{t+1}), mixed by w_next = q(z_{t+1}).
+
+    w_next: (B, T-1, K). dyn: MNIW expectations with batch (K,) and p = D + 1.
+    """
+    K, D = dyn.EQi.shape[0], dyn.EQi.shape[-1]
+    AA = dyn.EAtQiA[:, :D, :D]
+    Ab = dyn.EAtQiA[:, :D, D]
+    bb = dyn.EAtQiA[:, D, D]
+    QFt = dyn.EQiA[:, :, :D].transpose(-1, -2)
+    Qb = dyn.EQiA[:, :, D]
+    const_k = -0.5 * bb + 0.5 * dyn.Elogdet - 0.5 * D * _LOG_2PI
+    # One (B·(T-1), K) @ (K, F) product mixes every block at once.
+    table = torch.cat(
+        [AA.reshape(K, -1), -QFt.reshape(K, -1), dyn.EQi.reshape(K, -1), -Ab, Qb], dim=1
+    )
+    mixed = w_next @ table
+    DD = D * D
+    J11 = mixed[..., :DD].unflatten(-1, (D, D))
+    J12 = mixed[..., DD : 2 * DD].unflatten(-1, (D, D))
+    J22 = mixed[..., 2 * DD : 3 * DD].unflatten(-1, (D, D))
+    h1 = mixed[..., 3 * DD : 3 * DD + D]
+    h2 = mixed[..., 3 * DD + D :]
+    const = (w_next @ const_k).sum(-1)
+    return PairPotentials(J11, J12, J22, h1, h2, const)
+
+
+def initial_potential(ini: MNIWExpectations) -> tuple[Tensor, Tensor, Tensor]:
+    """(J0 (D, D), h0 (D,), const ()) of E log N(x_1 | μ, Σ) under the NIW (an MNIW, p = 1)."""
+    D = ini.EQi.shape[-1]
+    const = -0.5 * ini.EAtQiA[0, 0] + 0.5 * ini.Elogdet - 0.5 * D * _LOG_2PI
+    return ini.EQi, ini.EQiA[:, 0], const
+
+
+class TransitionMoments(NamedTuple):
+    """Expected moments of each transition x_{t-1} → x_t, for t = 2..T.
+
+    Eprev: (B, T-1, D+1, D+1) E[x̃_{t-1} x̃_{t-1}ᵀ].  Ecross: (B, T-1, D, D+1) E[x_t x̃_{t-1}ᵀ].
+    Enext: (B, T-1, D, D) E[x_t x_tᵀ].
+    """
+
+    Eprev: Tensor
+    Ecross: Tensor
+    Enext: Tensor
+
+
+def transition_moments(kal: KalmanResult) -> TransitionMoments:
+    """Moments of consecutive latent pairs, with x̃ = [x; 1], from smoothed marginals."""
+    mean = kal.mean
+    Exx, Exn = second_moments(kal)
+    B, T, _ = mean.shape
+    m_prev = mean[:, :-1]
+    ones = torch.ones(B, T - 1, 1, 1, dtype=mean.dtype, device=mean.device)
+    top = torch.cat([Exx[:, :-1], m_prev.unsqueeze(-1)], dim=-1)
+    bottom = torch.cat([m_prev.unsqueeze(-2), ones], dim=-1)
+    Eprev = torch.cat([top, bottom], dim=-2)
+    Ecross = torch.cat([Exn.transpose(-1, -2), mean[:, 1:].unsqueeze(-1)], dim=-1)
+    return TransitionMoments(Eprev, Ecross, Exx[:, 1:])
+
+
+def node_log_potentials(mom: TransitionMoments, dyn: MNIWExpectations) -> Tensor:
+    """L (B, T, K): L_{t,k} = E_{q(x),q(θ)} log N(x_t | A_k x̃_{t-1}, Q_k) for t ≥ 2, L_{1,k} = 0.
+
+    The first frame's term is 0 because the initial state's NIW is shared by all states.
+    """
+    K, D = dyn.EQi.shape[0], dyn.EQi.shape[-1]
+    B, Tm1 = mom.Enext.shape[:2]
+    feats = torch.cat(
+        [mom.Enext.reshape(B, Tm1, -1), mom.Ecross.reshape(B, Tm1, -1),
+         mom.Eprev.reshape(B, Tm1, -1)],
+        dim=-1,
+    )
+    table = torch.cat(
+        [-0.5 * dyn.EQi.reshape(K, -1), dyn.EQiA.reshape(K, -1), -0.5 * dyn.EAtQiA.reshape(K, -1)],
+        dim=1,
+    )
+    L = feats @ table.T + (0.5 * dyn.Elogdet - 0.5 * D * _LOG_2PI)
+    return torch.cat([torch.zeros_like(L[:, :1]), L], dim=1)
+
+
+def psi_expectation(R: Tensor, r: Tensor, kal: KalmanResult) -> Tensor:
+    """(B,) Σ_t ⟨ψ_t, E t(x_t)⟩ = Σ_t [−½ Σ_i R_ti E x_ti² + r_tᵀ E x_t]."""
+    ex2 = kal.cov.diagonal(dim1=-2, dim2=-1) + kal.mean**2
+    return (-0.5 * R * ex2 + r * kal.mean).sum((1, 2))
+
+
+class LocalPosterior(NamedTuple):
+    """Result of local inference for a batch.
+
+    gamma: (B, T, K) q(z_t).  pair_counts: (B, K, K).  kalman: q(x) marginals (and samples).
+    log_lik: (B, T, K) node log-potentials L.  kl: (B,) local KL.  sweeps: mean-field sweeps run.
+    """
+
+    gamma: Tensor
+    pair_counts: Tensor
+    kalman: KalmanResult
+    log_lik: Tensor
+    kl: Tensor
+    sweeps: int
+
+
+def _smooth(
+    R: Tensor, r: Tensor, w: Tensor, ex: SLDSExpectations, **kw: Any
+) -> tuple[KalmanResult, PairPotentials, Tensor]:
+    J0, h0, c0 = initial_potential(ex.initial)
+    pots = pair_potentials(w[:, 1:], ex.dynamics)
+    kal = kalman_smoother(J0, h0, *pots[:5], R, r, **kw)
+    log_zx = kal.log_z + pots.const + c0
+    return kal, pots, log_zx
+
+
+def mean_field(
+    R: Tensor,
+    r: Tensor,
+    ex: SLDSExpectations,
+    *,
+    w_init: Tensor | None = None,
+    max_sweeps: int = 10,
+    tol: float = 1e-3,
+) -> tuple[Tensor, HMMResult, int]:
+    """Block coordinate ascent on q(z) q(x) without gradients.
+
+    R, r: (B, T, D) float64 recognition potentials. w_init: (B, T, K) starting q(z), or None to
+    start from the prior state occupancy. Stops when max |Δγ| < tol.
+    Returns (γ, HMM result, number of sweeps).
+    """
+    B, T, _ = r.shape
+    K = ex.log_trans.shape[0]
+    with torch.no_grad():
+        if w_init is None:
+            occ = torch.softmax(torch.logsumexp(ex.log_trans, dim=0), dim=0)
+            w = occ.expand(B, T, K)
+        else:
+            w = w_init
+        hmm = None
+        sweeps = 0
+        for sweeps in range(1, max_sweeps + 1):  # noqa: B007 - sweeps is reported
+            kal, _, _ = _smooth(R, r, w, ex)
+            L = node_log_potentials(transition_moments(kal), ex.dynamics)
+            hmm = forward_backward(ex.log_pi0, ex.log_trans, L)
+            delta = (hmm.gamma - w).abs().max().item()
+            w = hmm.gamma
+            if delta < tol:
+                break
+    assert hmm is not None
+    return w, hmm, sweeps
+
+
+def local_posterior(
+    R: Tensor,
+    r: Tensor,
+    ex: SLDSExpectations,
+    *,
+    w_init: Tensor | None = None,
+    max_sweeps: int = 10,
+    tol: float = 1e-3,
+    num_samples: int = 0,
+    generator: torch.Generator | None = None,
+) -> LocalPosterior:
+    """Mean-field loop, then one differentiable pass in (R, r) for q(x), L, log Z_z and the KL.
+
+    Gradients reach (R, r) only through this last pass (svae.md §3.4); q(z) is held fixed.
+    """
+    gamma, hmm, sweeps = mean_field(R.detach(), r.detach(), ex, w_init=w_init,
+                                    max_sweeps=max_sweeps, tol=tol)
+    kal, _, log_zx = _smooth(R, r, gamma, ex, num_samples=num_samples, generator=generator)
+    L = node_log_potentials(transition_moments(kal), ex.dynamics)
+    log_zz = log_normalizer(ex.log_pi0, ex.log_trans, L)
+    kl = psi_expectation(R, r, kal) - log_zx + (gamma * L).sum((1, 2)) - log_zz
+    return LocalPosterior(gamma, hmm.pair_counts, kal, L, kl, sweeps)
+
+
+def sufficient_stats(post: LocalPosterior) -> SLDSStats:
+    """Detached expected sufficient statistics of θ summed over the batch (svae.md §7.5)."""
+    with torch.no_grad():
+        kal = KalmanResult(*(x.detach() if x is not None else None for x in post.kalman))
+        mom = transition_moments(kal)
+        w_next = post.gamma[:, 1:]
+        dyn = MNIWStats(
+            torch.einsum("btk,btij->kij", w_next, mom.Eprev),
+            torch.einsum("btk,btij->kji", w_next, mom.Ecross),
+            torch.einsum("btk,btij->kij", w_next, mom.Enext),
+            w_next.sum((0, 1)),
+        )
+        B = kal.mean.shape[0]
+        m1 = kal.mean[:, 0]
+        Ex1 = kal.cov[:, 0] + m1.unsqueeze(-1) * m1.unsqueeze(-2)
+        one = torch.ones((), dtype=m1.dtype, device=m1.device)
+        ini = MNIWStats(B * one.view(1, 1), m1.sum(0).unsqueeze(0), Ex1.sum(0), B * one)
+        return SLDSStats(post.gamma[:, 0].sum(0), post.pair_counts.sum(0), dyn, ini)
+
+
+# ----------------------------------------------------------------------------------------------
+# The model
+
+
+def params_to(params: SLDSParams, device: torch.device | str) -> SLDSParams:
+    """Move every tensor of the conjugate parameters to a device (float64)."""
+
+    def mv(x: Tensor) -> Tensor:
+        return x.to(device=device, dtype=torch.float64)
+
+    return SLDSParams(
+        mv(params.init), mv(params.trans), MNIW(*map(mv, params.dynamics)),
+        MNIW(*map(mv, params.initial)),
+    )
+
+
+class BoundTerms(NamedTuple):
+    """loss: scalar to minimise; elbo: (B,) per-subsequence bound; log_lik, kl: (B,) its parts."""
+
+    loss: Tensor
+    elbo: Tensor
+    log_lik: Tensor
+    kl: Tensor
+    posterior: LocalPosterior
+
+
+class SLDSSVAE(nn.Module):
+    """Networks (float32, trained by Adam) plus conjugate q(θ) (float64, trained by SVI)."""
+
+    def __init__(self, config: SVAEConfig) -> None:
+        super().__init__()
+        self.config = config
+        D, P = config.latent_dim, config.pixels
+        self.encoder = Encoder(P, D, config.hidden).float()
+        self.decoder = Decoder(P, D, config.hidden, config.min_std).float()
+        self.prior = default_prior(
+            config.states, D, alpha=config.alpha, dwell_frames=config.dwell_frames,
+            noise_var=config.noise_var,
+        )
+        self.params = self.prior
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def to_device(self, device: torch.device | str) -> SLDSSVAE:
+        """Move networks and conjugate parameters together."""
+        self.to(device)
+        self.prior = params_to(self.prior, device)
+        self.params = params_to(self.params, device)
+        return self
+
+    def expectations(self) -> SLDSExpectations:
+        return expectations(self.params)
+
+    def recognize(self, frames: Tensor) -> tuple[Tensor, Tensor]:
+        """frames (B, T, P) float32 → recognition potentials (R, r), each (B, T, D) float64."""
+        R, r = self.encoder(frames)
+        return R.double(), r.double()
+
+    def bound(
+        self,
+        frames: Tensor,
+        *,
+        ex: SLDSExpectations | None = None,
+        kl_weight: float = 1.0,
+        max_sweeps: int = 5,
+        mask: Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> BoundTerms:
+        """The SVAE bound on a batch (svae.md §7.3 steps 2–5).
+
+        frames: (B, T, P). mask: optional (B, T) bool, True where the recognition potential is
+        replaced by an uninformative one (self-supervised masking, §4.4); the frames there are
+        still reconstructed, so the dynamics must carry the information across the gap.
+        """
+        ex = self.expectations() if ex is None else ex
+        R, r = self.recognize(frames)
+        if mask is not None:
+            keep = (~mask).unsqueeze(-1).to(R.dtype)
+            R = R * keep + 1e-6 * (1 - keep)
+            r = r * keep
+        post = local_posterior(R, r, ex, max_sweeps=max_sweeps, num_samples=1,
+                               generator=generator)
+        assert post.kalman.sample is not None
+        x_hat = post.kalman.sample[:, 0].float()
+        log_lik = self.decoder.log_likelihood(x_hat, frames).sum(-1)
+        kl = post.kl.float()
+        elbo = log_lik - kl
+        B, T = frames.shape[:2]
+        loss = -(log_lik - kl_weight * kl).sum() / (B * T)
+        return BoundTerms(loss, elbo.detach(), log_lik.detach(), kl.detach(), post)
+
+    def svi_update(self, stats: SLDSStats, rho: float, scale: float) -> None:
+        """η ← (1 − ρ) η + ρ (η₀ + scale · stats)."""
+        self.params = svi_step(self.params, self.prior, stats, rho, scale)
+
+    def global_kl(self) -> float:
+        return float(global_kl(self.params, self.prior))
