@@ -11,7 +11,7 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from app.core.broker import broker_ok
+from app.core.broker import broker_ok, job_sender
 from app.core.config import Settings, get_settings
 from app.core.db import engine_for, session_factory
 from app.core.errors import BadInput, Conflict, NotFound, TooLarge
@@ -19,7 +19,7 @@ from app.core.storage import Storage
 from app.experiments import pages as experiment_pages
 from app.experiments import routes as experiment_routes
 from app.jobs import routes as job_routes
-from app.jobs.service import install_session_hooks
+from app.jobs.service import install_session_hooks, set_sender
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,6 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.session_factory = session_factory(engine)
     install_session_hooks(Session)
+    set_sender(job_sender(settings))
     app.state.storage = Storage(settings.files_dir)
     app.state.templates = Jinja2Templates(directory=str(ROOT / "templates"))
 

@@ -64,27 +64,29 @@ class VideoInfo:
         return asdict(self)
 
 
-def _open(path: str | os.PathLike[str]) -> Any:
+def _open(path: str | os.PathLike[str], name: str | None = None) -> Any:
+    """Open a container; errors name the file as the user knows it (``name``)."""
     p = Path(path)
+    label = name or p.name
     if not p.exists():
-        raise VideoError(f"{p.name}: file not found.")
+        raise VideoError(f"{label}: file not found.")
     if p.stat().st_size == 0:
-        raise VideoError(f"{p.name} is empty (0 bytes). Upload the video file again.")
+        raise VideoError(f"{label} is empty (0 bytes). Upload the video file again.")
     try:
         return av.open(str(p))
     except av.error.InvalidDataError as exc:
         if _looks_like_mp4(p):
             raise VideoError(
-                f"{p.name} starts like an MP4/MOV file but cannot be read: it is probably "
+                f"{label} starts like an MP4/MOV file but cannot be read: it is probably "
                 "truncated (an incomplete upload or copy). Upload the complete file again."
             ) from exc
         raise VideoError(
-            f"{p.name} is not a video file we can read (FFmpeg: {exc.strerror or exc}). "
+            f"{label} is not a video file we can read (FFmpeg: {exc.strerror or exc}). "
             "Upload an MP4, AVI, MOV or MKV video."
         ) from exc
     except av.error.FFmpegError as exc:
         raise VideoError(
-            f"{p.name} could not be opened as a video ({exc.strerror or exc}). "
+            f"{label} could not be opened as a video ({exc.strerror or exc}). "
             "The file may be damaged or incomplete; upload it again."
         ) from exc
 
@@ -111,18 +113,21 @@ def _video_stream(container: Any, name: str) -> Any:
 def probe(
     path: str | os.PathLike[str],
     *,
+    name: str | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> VideoInfo:
     """Decode every frame once and report exact frame count, rate, size and codec.
 
     Container metadata is not trusted for the frame count (it is often wrong or missing); the
     frames are decoded and counted, which also proves the file decodes to its end. ``progress``
-    is called with the number of frames decoded so far, every 500 frames.
+    is called with the number of frames decoded so far, every 500 frames. ``name`` is the file
+    name the user knows (uploads are stored under their checksum), used in error messages.
     """
     p = Path(path)
-    container = _open(p)
+    label = name or p.name
+    container = _open(p, label)
     try:
-        stream = _video_stream(container, p.name)
+        stream = _video_stream(container, label)
         stream.thread_type = "AUTO"
         codec = stream.codec_context.name
         width, height = stream.codec_context.width, stream.codec_context.height
@@ -140,12 +145,12 @@ def probe(
                     progress(n)
         except av.error.FFmpegError as exc:
             raise VideoError(
-                f"{p.name} is damaged after frame {n} ({exc.strerror or exc}). "
+                f"{label} is damaged after frame {n} ({exc.strerror or exc}). "
                 "The file may be truncated; upload the complete file again."
             ) from exc
         if n == 0:
             raise VideoError(
-                f"{p.name} contains no decodable video frames. The file may be truncated or "
+                f"{label} contains no decodable video frames. The file may be truncated or "
                 "damaged; upload the complete file again."
             )
         fps = _frame_rate(stream)

@@ -15,18 +15,19 @@ from model.video import probe
 from worker.runner import Handler, JobContext, PermanentJobError, ResultWriter
 
 
-def _session_file(ctx: JobContext) -> tuple[str, int]:
+def _session_file(ctx: JobContext) -> tuple[str, str]:
+    """The session's stored original (relative path) and the name the user uploaded it as."""
     from app.core.db import session_factory
 
     if ctx.session_id is None:
         raise PermanentJobError("this job is not attached to a session")
     with session_factory(ctx.engine)() as db:
         session = experiments.get_session_or_raise(db, ctx.session_id)
-        return session.original_path, session.size_bytes
+        return session.original_path, session.original_filename
 
 
 def handle_probe(ctx: JobContext) -> ResultWriter:
-    relative, _size = _session_file(ctx)
+    relative, filename = _session_file(ctx)
     path = Storage(ctx.settings.files_dir).abspath(relative)
     ctx.progress(0.0, "reading the video")
     expected = _expected_frames(path)
@@ -35,7 +36,7 @@ def handle_probe(ctx: JobContext) -> ResultWriter:
         fraction = min(0.99, n / expected) if expected else 0.5
         ctx.progress(fraction, f"decoded {n} frames")
 
-    info = probe(path, progress=on_frames).as_dict()
+    info = probe(path, name=filename, progress=on_frames).as_dict()
     session_id = ctx.session_id
     assert session_id is not None
 

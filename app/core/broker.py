@@ -6,6 +6,7 @@ registers the tasks, so ``app`` never imports ``worker``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 
 from celery import Celery
@@ -28,13 +29,14 @@ def make_celery(settings: Settings) -> Celery:
     }
     if settings.is_embedded_broker:
         folder = settings.broker_dir
-        for sub in ("queue", "processed"):
+        for sub in ("queue", "processed", "control"):
             (folder / sub).mkdir(parents=True, exist_ok=True)
         conf["broker_transport_options"] = {
             "data_folder_in": str(folder / "queue"),
             "data_folder_out": str(folder / "queue"),
             "processed_folder": str(folder / "processed"),
             "store_processed": False,
+            "control_folder": str(folder / "control"),
         }
         # The filesystem transport has no fan-out: no remote control, events or mingle.
         conf["worker_enable_remote_control"] = False
@@ -54,6 +56,16 @@ def send_job(job_id: int, queue: str, countdown: float = 0.0) -> None:
     get_celery().send_task(RUN_JOB_TASK, args=[job_id], queue=queue, countdown=countdown or None)
 
 
+def job_sender(settings: Settings) -> Callable[[int, str, float], None]:
+    """A sender bound to ``settings``' broker (the web app may be built with explicit settings)."""
+    celery = make_celery(settings)
+
+    def send(job_id: int, queue: str, countdown: float) -> None:
+        celery.send_task(RUN_JOB_TASK, args=[job_id], queue=queue, countdown=countdown or None)
+
+    return send
+
+
 def broker_ok(settings: Settings) -> tuple[bool, str]:
     """Whether the broker answers, with a short reason for /healthz."""
     if settings.is_embedded_broker:
@@ -67,7 +79,7 @@ def broker_ok(settings: Settings) -> tuple[bool, str]:
             return False, f"filesystem broker folder not writable: {exc}"
         return True, "filesystem"
     try:
-        with get_celery().connection_for_write() as conn:
+        with make_celery(settings).connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=2)
     except Exception as exc:
         return False, f"broker unreachable: {exc}"

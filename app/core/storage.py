@@ -22,10 +22,6 @@ class UploadTooLarge(ValueError):
     """An upload went over the configured size limit."""
 
 
-class EmptyUpload(ValueError):
-    """An upload with no bytes at all."""
-
-
 @dataclass(frozen=True)
 class StoredFile:
     path: str  # relative to the storage root
@@ -56,9 +52,6 @@ class Storage:
         return tempfile.mkstemp(dir=tmp_dir, prefix="upload-")
 
     def _finish(self, tmp_name: str, digest: str, size: int, filename: str) -> StoredFile:
-        if size == 0:
-            os.unlink(tmp_name)
-            raise EmptyUpload(f"{filename} is empty (0 bytes); choose the video file again.")
         relative = f"originals/{digest[:2]}/{digest}{safe_suffix(filename)}"
         final = self.abspath(relative)
         final.parent.mkdir(parents=True, exist_ok=True)

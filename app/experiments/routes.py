@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Request, UploadFile, status
 
-from app.core.errors import BadInput, TooLarge
-from app.core.storage import EmptyUpload, UploadTooLarge
+from app.core.errors import TooLarge
+from app.core.storage import UploadTooLarge
 from app.deps import DbSession, SettingsDep, StorageDep
 from app.experiments import service
 from app.experiments.models import VideoSession
@@ -90,8 +90,6 @@ async def upload_session(
         stored = await storage.save_async_chunks(chunks(), filename, settings.max_upload_bytes)
     except UploadTooLarge as exc:
         raise TooLarge(str(exc)) from exc
-    except EmptyUpload as exc:
-        raise BadInput(str(exc)) from exc
     session = service.create_session(
         db,
         experiment=experiment,

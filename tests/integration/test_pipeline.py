@@ -1,0 +1,164 @@
+"""End to end: upload through the API, a real Celery worker subprocess runs the probe job.
+
+Runs on both backend pairs: SQLite + filesystem broker (embedded) and PostgreSQL + Redis.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import DEEPOF, TRACKTOR, wait_for
+
+pytestmark = pytest.mark.slow
+
+TRACKTOR_FRAMES = 10_000  # ../shared/data/README.md
+DEEPOF_FRAMES = 251
+
+
+def upload(client: Any, experiment_id: int, path: Path, **form: str) -> dict[str, Any]:
+    with path.open("rb") as fh:
+        response = client.post(
+            f"/api/experiments/{experiment_id}/sessions",
+            files={"file": (path.name, fh, "video/mp4")},
+            data=form,
+        )
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+def job_of(client: Any, session: dict[str, Any]) -> dict[str, Any]:
+    return dict(client.get(f"/api/jobs/{session['jobs'][0]['id']}").json())
+
+
+def finished(client: Any, session: dict[str, Any]) -> dict[str, Any] | None:
+    job = job_of(client, session)
+    return job if job["status"] in ("succeeded", "failed") else None
+
+
+def stored_file(env: dict[str, str], session: dict[str, Any], client: Any) -> Path:
+    from app.core.config import Settings
+    from app.core.db import engine_for, session_factory
+    from app.experiments.models import VideoSession
+
+    settings = Settings()
+    assert settings.var_dir == Path(env["SYLLABARY_VAR_DIR"])
+    with session_factory(engine_for(settings.sqlalchemy_url))() as db:
+        row = db.get(VideoSession, session["id"])
+        assert row is not None
+        return settings.files_dir / row.original_path
+
+
+def test_probe_job_end_to_end(backend, make_app, workers, shared_data) -> None:
+    client = make_app(backend)
+    assert client.get("/healthz").status_code == 200
+    experiment = client.post("/api/experiments", json={"name": "Open field"}).json()
+    workers.start(backend)
+    session = upload(client, experiment["id"], TRACKTOR, subject="mouse 1", cohort="saline")
+    assert session["status"] == "queued"
+    assert session["subject"] == "mouse 1" and session["cohort"] == "saline"
+
+    job = wait_for(lambda: finished(client, session), timeout=120, what="the probe job")
+    assert job["status"] == "succeeded", (job, workers.logs())
+    assert job["attempts"] == 1
+    got = client.get(f"/api/sessions/{session['id']}").json()
+    assert got["status"] == "ready"
+    assert got["frame_count"] == TRACKTOR_FRAMES
+    assert (got["width"], got["height"], got["codec"]) == (640, 480, "h264")
+    assert got["fps"] == pytest.approx(30.0)
+    assert got["duration_s"] == pytest.approx(TRACKTOR_FRAMES / 30.0, abs=0.05)
+    # The original is stored byte for byte, and read-only.
+    original = stored_file(backend, session, client)
+    assert hashlib.sha256(original.read_bytes()).hexdigest() == got["sha256"]
+    assert got["sha256"] == hashlib.sha256(TRACKTOR.read_bytes()).hexdigest()
+    assert not os.access(original, os.W_OK) or os.geteuid() == 0
+    assert original.stat().st_mode & 0o222 == 0
+
+
+def test_worker_killed_mid_job_is_recovered_exactly_once(
+    backend, make_app, workers, shared_data
+) -> None:
+    client = make_app(backend)
+    experiment = client.post("/api/experiments", json={"name": "Crash"}).json()
+    first = workers.start(backend)
+    session = upload(client, experiment["id"], TRACKTOR, subject="m1")
+
+    def running_with_progress() -> dict[str, Any] | None:
+        job = job_of(client, session)
+        return job if job["status"] == "running" and job["progress"] > 0 else None
+
+    wait_for(running_with_progress, timeout=60, interval=0.05, what="the job to be running")
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait(timeout=10)
+    assert job_of(client, session)["status"] == "running"  # nobody has noticed yet
+
+    workers.start(backend)  # its reaper re-queues the expired lease; it then runs the job
+    job = wait_for(lambda: finished(client, session), timeout=120, what="the re-run")
+    assert job["status"] == "succeeded", (job, workers.logs())
+    assert job["attempts"] == 2
+    got = client.get(f"/api/sessions/{session['id']}").json()
+    assert got["frame_count"] == TRACKTOR_FRAMES
+    assert len(got["jobs"]) == 1  # one job, one result, no duplicate
+
+
+def test_bad_files_fail_clearly_and_worker_keeps_serving(
+    backend, make_app, workers, shared_data, tmp_path
+) -> None:
+    client = make_app(backend)
+    experiment = client.post("/api/experiments", json={"name": "Bad input"}).json()
+    workers.start(backend)
+    not_video = tmp_path / "notes.mp4"
+    not_video.write_text("these are my lab notes, not a video\n" * 50)
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    truncated = tmp_path / "truncated.mp4"
+    truncated.write_bytes(TRACKTOR.read_bytes()[:400_000])
+    cases = {
+        not_video: "not a video",
+        empty: "empty",
+        truncated: "truncated",
+    }
+    sessions = {path: upload(client, experiment["id"], path) for path in cases}
+    for path, words in cases.items():
+        session = sessions[path]
+        job = wait_for(lambda s=session: finished(client, s), timeout=60, what=path.name)
+        assert job["status"] == "failed", job
+        assert words in job["error"], job["error"]
+        assert path.name in job["error"]
+        assert job["attempts"] == 1  # bad input is not retried
+        got = client.get(f"/api/sessions/{session['id']}").json()
+        assert got["status"] == "failed"
+        stored = stored_file(backend, session, client)
+        assert stored.read_bytes() == path.read_bytes()  # unchanged
+
+    good = upload(client, experiment["id"], DEEPOF)
+    job = wait_for(lambda: finished(client, good), timeout=60, what="the good clip")
+    assert job["status"] == "succeeded", (job, workers.logs())
+    assert client.get(f"/api/sessions/{good['id']}").json()["frame_count"] == DEEPOF_FRAMES
+
+
+def test_failed_job_can_be_retried(backend, make_app, workers, shared_data, tmp_path) -> None:
+    client = make_app(backend)
+    experiment = client.post("/api/experiments", json={"name": "Retry"}).json()
+    workers.start(backend)
+    bad = tmp_path / "bad.mp4"
+    bad.write_text("not a video")
+    session = upload(client, experiment["id"], bad)
+    job = wait_for(lambda: finished(client, session), timeout=60, what="the failure")
+    assert job["status"] == "failed"
+    again = client.post(f"/api/jobs/{job['id']}/retry")
+    assert again.status_code == 200 and again.json()["status"] == "queued"
+    job = wait_for(
+        lambda: (j := job_of(client, session))["status"] == "failed" and j["attempts"] == 2 and j,
+        timeout=60,
+        what="the retried job",
+    )
+    assert job["attempts"] == 2
+    assert client.post(f"/api/jobs/{job['id']}/retry").status_code == 200
+    wait_for(lambda: finished(client, session), timeout=60)
+    assert client.post(f"/api/jobs/{job['id']}/retry").status_code in (200, 409)
