@@ -57,6 +57,23 @@ def worker(queues: str | None, loglevel: str) -> None:
 
 
 @main.command()
+def check() -> None:
+    """Exit 0 when the database and the broker answer (for container healthchecks)."""
+    from sqlalchemy import text
+
+    from app.core.broker import broker_ok
+    from app.core.db import get_engine
+
+    settings = get_settings()
+    with get_engine().connect() as conn:
+        conn.execute(text("SELECT 1"))
+    ok, reason = broker_ok(settings)
+    if not ok:
+        raise click.ClickException(reason)
+    click.echo("database ok, broker ok")
+
+
+@main.command()
 def reap() -> None:
     """Re-queue jobs whose worker died (expired lease) and resend lost wake-ups, once."""
     from worker.celery_app import reap_once

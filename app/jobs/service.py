@@ -240,7 +240,9 @@ def reap(db: Session, *, requeue_after_s: float) -> dict[str, list[int]]:
     now = utcnow()
     out: dict[str, list[int]] = {"requeued": [], "failed": [], "resent": []}
     expired = db.scalars(
-        select(Job).where(Job.status == JobStatus.running, Job.lease_expires_at < now)
+        select(Job)
+        .where(Job.status == JobStatus.running, Job.lease_expires_at < now)
+        .execution_options(populate_existing=True)
     ).all()
     for job in expired:
         attempts_left = job.attempts < job.max_attempts
@@ -281,6 +283,7 @@ def reap(db: Session, *, requeue_after_s: float) -> dict[str, list[int]]:
             Job.status == JobStatus.queued,
             Job.enqueued_at < now - timedelta(seconds=requeue_after_s),
         )
+        .execution_options(populate_existing=True)
     ).all()
     for job in stale:
         if job.id in out["requeued"]:

@@ -1,0 +1,51 @@
+"""No Docker engine runs here, so the production compose file is checked by parsing it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from tests.conftest import REPO
+
+
+def compose() -> dict[str, Any]:
+    return dict(yaml.safe_load((REPO / "docker-compose.yml").read_text()))
+
+
+def test_compose_has_the_production_services_with_healthchecks() -> None:
+    services = compose()["services"]
+    assert {"postgres", "redis", "web", "worker-cpu", "worker-gpu"} <= set(services)
+    for name, service in services.items():
+        assert "healthcheck" in service, f"{name} has no healthcheck"
+        assert service.get("image") or service.get("build"), name
+    assert services["postgres"]["image"].startswith("postgres:")
+    assert services["redis"]["image"].startswith("redis:")
+
+
+def test_compose_wires_web_and_workers_to_postgres_redis_and_the_files_volume() -> None:
+    doc = compose()
+    assert "files" in doc["volumes"]
+    for name in ("web", "worker-cpu", "worker-gpu"):
+        service = doc["services"][name]
+        env = service["environment"]
+        assert env["SYLLABARY_DATABASE_URL"].startswith("postgresql://")
+        assert env["SYLLABARY_BROKER_URL"].startswith("redis://")
+        assert env["SYLLABARY_ENVIRONMENT"] == "production"
+        assert "SYLLABARY_SECRET_KEY" in env
+        assert any(v.startswith("files:") for v in service["volumes"]), name
+    assert "migrate" in " ".join(doc["services"]["web"]["command"])
+
+
+def test_gpu_worker_reserves_an_nvidia_device_and_serves_the_gpu_queue() -> None:
+    gpu = compose()["services"]["worker-gpu"]
+    devices = gpu["deploy"]["resources"]["reservations"]["devices"]
+    assert devices[0]["driver"] == "nvidia" and "gpu" in devices[0]["capabilities"]
+    assert gpu["command"][-1] == "gpu"
+    assert compose()["services"]["worker-cpu"]["command"][-1] == "cpu"
+
+
+def test_dockerfile_installs_the_project_and_never_a_default_cuda_torch() -> None:
+    text = (REPO / "Dockerfile").read_text()
+    assert "pip install ." in text
+    assert "whl/cpu" in text  # the default torch index is the CPU one
