@@ -21,7 +21,8 @@ Two streaming passes over the file, so a one-hour video never sits in memory:
 Head/tail: the body axis only gives the heading up to 180°. :func:`resolve_heading` picks the sign
 per frame with a two-state Viterbi pass: flipping between consecutive frames costs as much as
 the implied turn, and the direction of motion (mice mostly move forward) and the body's mass
-asymmetry (whose sign convention is learned from the moving frames of the same video) vote.
+asymmetry (the narrow nose end reaches further from the centroid; the convention is re-learned
+from the moving frames of each video) vote.
 
 Conventions: pixel coordinates with x to the right and y down; ``heading`` is
 ``atan2(dy, dx)`` in those coordinates (radians in (-π, π]), so positive angular velocity is a
@@ -353,7 +354,8 @@ def egocentric_crop(
     diff = cv2.warpAffine(diff, m, (n, n), flags=flags, borderMode=cv2.BORDER_CONSTANT)
     if f > 1:
         diff = cv2.resize(diff, (crop_size, crop_size), interpolation=cv2.INTER_AREA)
-    out = diff.astype(np.float32) * np.float32(1.0 / max(model.contrast, 1.0))
+    # 1.25x the typical peak: little saturation, so shading (a depth mouse rearing) survives.
+    out = diff.astype(np.float32) * np.float32(1.0 / max(1.25 * model.contrast, 1.0))
     return np.minimum(out, 1.0, out=out)
 
 
@@ -405,13 +407,17 @@ def resolve_heading(
     motion = along * np.clip((speed_bl - 0.3) / 0.7, 0.0, 1.0) * valid
 
     asym = np.where(valid, np.tanh(np.nan_to_num(asymmetry) * 2.0), 0.0)
+    # With the tail trimmed, a mouse is egg-shaped: the narrow (nose) end extends further from
+    # the centroid, so the third moment points to the head (measured on the tracktor and deepof
+    # clips). Where the mouse moves enough, the convention and its weight are re-learned from
+    # the video itself (a tail that survives the opening would reverse it).
+    convention, weight = 1.0, 0.3
     moving = np.abs(motion) > 0.5
-    asym_vote = np.zeros(t_len)
-    if moving.sum() >= 10:
+    if moving.sum() >= 30:
         corr = float(np.mean(np.sign(motion[moving]) * asym[moving]))
-        # Trust the asymmetry only as far as it agreed with motion on moving frames.
         if abs(corr) > 0.05:
-            asym_vote = np.sign(corr) * min(1.0, abs(corr) * 2.0) * 0.5 * asym
+            convention, weight = math.copysign(1.0, corr), min(0.5, abs(corr) * 2.0)
+    asym_vote = convention * weight * asym
     evidence = motion + asym_vote  # > 0 favours heading = axis
 
     # Cost of staying vs switching branch between frames t-1 and t.
