@@ -51,7 +51,11 @@ def serve_until_healthy(clone: Path, port: int, timeout: float, log: Path) -> fl
                     pass
                 time.sleep(1)
             assert healthy_after is not None, log.read_text()[-3000:]
-            assert "syllabary.run_job" in log.read_text() or _worker_running(proc.pid)
+            # The worker started beside the web app registers the job task and says ready.
+            while time.monotonic() < deadline and " ready." not in log.read_text():
+                time.sleep(0.5)
+            assert "syllabary.run_job" in log.read_text(), log.read_text()[-3000:]
+            assert _worker_running(proc.pid)
         finally:
             os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
             try:
@@ -72,8 +76,16 @@ def _group_alive(pgid: int) -> bool:
 
 
 def _worker_running(pgid: int) -> bool:
-    out = subprocess.run(["ps", "-o", "args=", "-g", str(pgid)], capture_output=True, text=True)
-    return "app.cli worker" in out.stdout
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ")
+            if os.getpgid(int(proc.name)) == pgid and b"app.cli worker" in cmdline:
+                return True
+        except (OSError, ProcessLookupError):
+            continue
+    return False
 
 
 def test_make_serve_from_a_fresh_clone(tmp_path: Path) -> None:
