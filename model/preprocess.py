@@ -59,7 +59,7 @@ SCALAR_NAMES = ("x", "y", "heading", "speed", "angular_velocity", "body_length",
 _MAX_SAMPLES = 150
 _MIN_SAMPLES = 25
 _SAMPLE_BYTES = 100_000_000  # cap on the memory held by background samples
-_CROP_SCALE = 1.8  # crop side in units of the median body length (tail trimmed)
+_CROP_SCALE = 1.5  # crop side in units of the median body length (tail trimmed)
 _SCAN_EVERY = 15  # frames between full-frame scans for other animals
 _SECOND_BLOB = 0.3  # a blob this fraction of the mouse's area counts as another animal
 

@@ -41,17 +41,34 @@ BEHAVIOURS: tuple[str, ...] = (
 )
 
 # Per behaviour: forward speed (body lengths/s), turning rate (rad/s, + = clockwise on screen),
-# body stretch, width factor, height (0 floor .. 1 fully reared), body bend (rad),
-# gait/head oscillation amplitude (rad) and frequency (Hz), mean bout duration (s).
+# body stretch, width factor, height (0 floor .. 1 fully reared), body bend (rad), head
+# extension (fraction of the head's length: + stretched out, - tucked in), head oscillation
+# amplitude (rad), body-undulation amplitude (rad), their frequency (Hz), mean bout length (s).
+_KEYS = ("v", "w", "s", "wd", "h", "bend", "head", "amp", "bamp", "f")
 _PARAMS: dict[str, dict[str, float]] = {
-    "pause": dict(v=0.0, w=0.0, s=1.0, wd=1.0, h=0.0, bend=0.0, amp=0.0, f=0.0, dur=0.65),
-    "walk": dict(v=1.8, w=0.0, s=1.05, wd=0.97, h=0.0, bend=0.0, amp=0.16, f=4.0, dur=0.6),
-    "run": dict(v=5.0, w=0.0, s=1.18, wd=0.88, h=0.0, bend=0.0, amp=0.10, f=7.5, dur=0.45),
-    "turn_left": dict(v=0.5, w=-3.2, s=0.95, wd=1.05, h=0.0, bend=-0.45, amp=0.0, f=0.0, dur=0.5),
-    "turn_right": dict(v=0.5, w=3.2, s=0.95, wd=1.05, h=0.0, bend=0.45, amp=0.0, f=0.0, dur=0.5),
-    "rear": dict(v=0.0, w=0.0, s=0.68, wd=1.12, h=1.0, bend=0.0, amp=0.25, f=0.8, dur=0.8),
-    "groom": dict(v=0.0, w=0.0, s=0.84, wd=1.12, h=0.0, bend=0.25, amp=0.14, f=6.0, dur=0.9),
-    "sniff": dict(v=0.1, w=0.0, s=1.0, wd=1.0, h=0.0, bend=0.0, amp=0.45, f=1.6, dur=0.7),
+    "pause": dict(v=0, w=0, s=1.0, wd=1.0, h=0, bend=0, head=0, amp=0, bamp=0, f=0, dur=0.65),
+    "walk": dict(
+        v=1.8, w=0, s=1.05, wd=0.97, h=0, bend=0, head=0.1, amp=0.1, bamp=0.3, f=3.5, dur=0.6
+    ),
+    "run": dict(
+        v=5.0, w=0, s=1.2, wd=0.85, h=0, bend=0, head=0.2, amp=0.05, bamp=0.18, f=6.5, dur=0.45
+    ),
+    "turn_left": dict(
+        v=0.5, w=-3.2, s=0.95, wd=1.05, h=0, bend=-0.45, head=0, amp=0, bamp=0, f=0, dur=0.5
+    ),
+    "turn_right": dict(
+        v=0.5, w=3.2, s=0.95, wd=1.05, h=0, bend=0.45, head=0, amp=0, bamp=0, f=0, dur=0.5
+    ),
+    "rear": dict(
+        v=0, w=0, s=0.62, wd=1.12, h=1.0, bend=0, head=0, amp=0.25, bamp=0, f=0.8, dur=0.8
+    ),
+    # Grooming curls the body to one side (the side is drawn per bout) and tucks the head in.
+    "groom": dict(
+        v=0, w=0, s=0.82, wd=1.2, h=0, bend=0.5, head=-0.6, amp=0.15, bamp=0, f=6.0, dur=0.9
+    ),
+    "sniff": dict(
+        v=0.1, w=0, s=1.0, wd=1.0, h=0, bend=0, head=0.5, amp=0.6, bamp=0, f=1.5, dur=0.7
+    ),
 }
 
 # Plausible successors: locomotion leads to turns and pauses, pauses to anything, etc.
@@ -189,16 +206,19 @@ def _simulate(
         t += n
         state = int(rng.choice(k, p=transition[state]))
 
-    keys = ("v", "w", "s", "wd", "h", "bend", "amp", "f")
-    table = np.array([[_PARAMS[b][key] for key in keys] for b in BEHAVIOURS])
-    targets = table[labels]  # (T, 8)
+    table = np.array([[_PARAMS[b][key] for key in _KEYS] for b in BEHAVIOURS])
+    targets = table[labels]  # (T, len(_KEYS))
+    # Grooming bends to a side drawn per bout.
+    starts = np.flatnonzero(np.diff(labels, prepend=-1))
+    side = np.repeat(rng.choice([-1.0, 1.0], len(starts)), np.diff(np.append(starts, n_frames)))
+    targets[:, _KEYS.index("bend")] *= np.where(labels == BEHAVIOURS.index("groom"), side, 1.0)
     alpha = 1.0 - math.exp(-dt / _TAU)
     smooth = np.empty_like(targets)
     cur = targets[0].copy()
     for i in range(n_frames):
         cur += alpha * (targets[i] - cur)
         smooth[i] = cur
-    v, w, stretch, width, height, bend, amp, freq = smooth.T
+    v, w, stretch, width, height, bend, head_ext, amp, bamp, freq = smooth.T
 
     # Idiosyncratic wobble present in every behaviour, so no pose value alone gives it away.
     def ou(std: float, tau: float) -> np.ndarray:
@@ -211,16 +231,16 @@ def _simulate(
             out[i] = acc
         return out
 
-    bend = bend + ou(0.12, 0.4)
-    head_yaw = ou(0.10, 0.3)
+    phase = 2 * np.pi * np.cumsum(freq) * dt + rng.uniform(0, 2 * np.pi)
+    bend = bend + bamp * np.sin(phase) + ou(0.1, 0.4)
+    head_yaw = ou(0.08, 0.3)
     stretch = stretch * (1.0 + ou(0.03, 0.5))
     w = w + ou(0.4, 0.3)
-    phase = 2 * np.pi * np.cumsum(freq) * dt + rng.uniform(0, 2 * np.pi)
-    sway = amp * np.sin(phase)
+    sway = amp * np.sin(phase + 0.5)
     is_groom = labels == BEHAVIOURS.index("groom")
     # Grooming: quick, irregular head strokes on top of the oscillation.
     head_yaw = head_yaw + sway + np.where(is_groom, rng.normal(0, 0.08, n_frames), 0.0)
-    tail_wave = 0.35 * np.sin(phase * 0.5) * np.clip(amp / 0.16, 0, 1) + ou(0.15, 0.8)
+    tail_wave = 1.5 * bamp * np.sin(phase - 1.0) + ou(0.15, 0.8)
 
     wpx, hpx = size
     cx, cy = wpx / 2.0, hpx / 2.0
@@ -262,6 +282,7 @@ def _simulate(
         height=height,
         bend=bend,
         head_yaw=head_yaw,
+        head_ext=head_ext,
         tail_wave=tail_wave,
     )
 
@@ -349,8 +370,9 @@ class _Renderer:
         sx, sy = cx + 0.14 * L * math.cos(front_dir), cy + 0.14 * L * math.sin(front_dir)
         ell(body, sx, sy, 0.27 * L, 0.42 * W, front_dir)
         head_dir = front_dir + yaw
-        nx = sx + 0.27 * L * math.cos(front_dir) + 0.1 * L * math.cos(head_dir)
-        ny = sy + 0.27 * L * math.sin(front_dir) + 0.1 * L * math.sin(head_dir)
+        reach = 0.1 * L * (1.0 + pose["head_ext"])
+        nx = sx + 0.27 * L * math.cos(front_dir) + reach * math.cos(head_dir)
+        ny = sy + 0.27 * L * math.sin(front_dir) + reach * math.sin(head_dir)
         ell(body, nx, ny, 0.17 * self.bl, 0.11 * self.bl * pose["width"], head_dir)
         # Tail: from the rump, trailing backwards with a travelling wave.
         tx, ty = hx - 0.3 * L * math.cos(rear_dir), hy - 0.3 * L * math.sin(rear_dir)
@@ -412,7 +434,18 @@ def render_session(
         mean_duration=np.array([_PARAMS[b]["dur"] for b in BEHAVIOURS]),
     )
     renderer = _Renderer(size, polarity, bl, np.random.default_rng(seed + 7919))
-    keys = ("x", "y", "heading", "stretch", "width", "height", "bend", "head_yaw", "tail_wave")
+    keys = (
+        "x",
+        "y",
+        "heading",
+        "stretch",
+        "width",
+        "height",
+        "bend",
+        "head_yaw",
+        "head_ext",
+        "tail_wave",
+    )
 
     def frames() -> Iterator[np.ndarray]:
         for i in range(n):
