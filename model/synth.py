@@ -198,7 +198,9 @@ def _simulate(
     mean_dur = np.array([_PARAMS[b]["dur"] for b in BEHAVIOURS])
     labels = np.empty(n_frames, dtype=np.int64)
     t = 0
-    state = int(rng.integers(k))
+    # First behaviour: as likely as the chain makes entering it (weights of zero stay zero).
+    entry = transition.sum(axis=0)
+    state = int(rng.choice(k, p=entry / entry.sum()))
     while t < n_frames:
         d = rng.gamma(_GAMMA_SHAPE, mean_dur[state] / _GAMMA_SHAPE)
         n = max(1, round(np.clip(d, _MIN_BOUT, _MAX_BOUT) * fps))
