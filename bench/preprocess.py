@@ -74,9 +74,7 @@ def main() -> None:
     if ref_path.exists():
         ref = np.loadtxt(ref_path, delimiter=",", skiprows=1)
         m = min(len(ref), n)
-        err = np.hypot(
-            result.scalars["x"][:m] - ref[:m, 2], result.scalars["y"][:m] - ref[:m, 3]
-        )
+        err = np.hypot(result.scalars["x"][:m] - ref[:m, 2], result.scalars["y"][:m] - ref[:m, 3])
         print(
             f"centroid vs {ref_path.name}: median {np.median(err):.2f} px, "
             f"within 5 px {100 * np.mean(err <= 5):.2f}%, "

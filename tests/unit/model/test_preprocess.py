@@ -44,7 +44,7 @@ def _angle_diff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def _check_output(r: Preprocessed, n: int, crop: int = 32) -> None:
     assert r.crops.shape == (n, crop, crop)
     assert r.crops.dtype == np.float32
-    assert 0.0 <= float(r.crops.min()) and float(r.crops.max()) <= 1.0
+    assert float(r.crops.min()) >= 0.0 and float(r.crops.max()) <= 1.0
     assert set(r.scalars) == set(SCALAR_NAMES)
     for name in SCALAR_NAMES:
         assert r.scalars[name].shape == (n,)
@@ -145,9 +145,7 @@ def test_unreadable_file_raises_video_error(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("polarity", ["dark", "bright"])
 def test_synthetic_polarity_position_and_heading(polarity: str) -> None:
-    frames, truth = render_session(
-        12, seed=4, polarity=polarity, size=(240, 180), body_length=26.0
-    )
+    frames, truth = render_session(12, seed=4, polarity=polarity, size=(240, 180), body_length=26.0)
     r = preprocess_frames(np.stack(list(frames)), fps=30.0)
     _check_output(r, truth.n_frames)
     assert r.background.polarity == polarity
