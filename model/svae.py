@@ -21,6 +21,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -294,6 +295,24 @@ def params_to(params: SLDSParams, device: torch.device | str) -> SLDSParams:
     )
 
 
+def frames_to_tensor(frames: np.ndarray, config: SVAEConfig) -> Tensor:
+    """Frames (T, H, W) in [0, 1] → (T, P) float32, area-resized to the model's input size."""
+    x = torch.as_tensor(np.asarray(frames), dtype=torch.float32)
+    if x.ndim != 3:
+        raise ValueError(f"frames must have shape (T, H, W), got {tuple(x.shape)}")
+    if x.shape[1:] != (config.height, config.width):
+        x = nn.functional.interpolate(
+            x.unsqueeze(1), size=(config.height, config.width), mode="area"
+        ).squeeze(1)
+    return x.reshape(x.shape[0], -1).clamp(0.0, 1.0)
+
+
+def input_size(height: int, width: int, max_side: int = 32) -> tuple[int, int]:
+    """The model's input size for crops of (height, width): at most max_side on the long side."""
+    scale = min(1.0, max_side / max(height, width))
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
 class BoundTerms(NamedTuple):
     """loss: scalar to minimise; elbo: (B,) per-subsequence bound; log_lik, kl: (B,) its parts."""
 
@@ -346,6 +365,7 @@ class SLDSSVAE(nn.Module):
         kl_weight: float = 1.0,
         max_sweeps: int = 5,
         mask: Tensor | None = None,
+        w_init: Tensor | None = None,
         generator: torch.Generator | None = None,
     ) -> BoundTerms:
         """The SVAE bound on a batch (svae.md §7.3 steps 2–5).
@@ -353,6 +373,7 @@ class SLDSSVAE(nn.Module):
         frames: (B, T, P). mask: optional (B, T) bool, True where the recognition potential is
         replaced by an uninformative one (self-supervised masking, §4.4); the frames there are
         still reconstructed, so the dynamics must carry the information across the gap.
+        w_init: optional (B, T, K) warm start for q(z) (e.g. last epoch's marginals).
         """
         ex = self.expectations() if ex is None else ex
         R, r = self.recognize(frames)
@@ -360,7 +381,7 @@ class SLDSSVAE(nn.Module):
             keep = (~mask).unsqueeze(-1).to(R.dtype)
             R = R * keep + 1e-6 * (1 - keep)
             r = r * keep
-        post = local_posterior(R, r, ex, max_sweeps=max_sweeps, num_samples=1,
+        post = local_posterior(R, r, ex, w_init=w_init, max_sweeps=max_sweeps, num_samples=1,
                                generator=generator)
         assert post.kalman.sample is not None
         x_hat = post.kalman.sample[:, 0].float()

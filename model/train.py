@@ -1,0 +1,428 @@
+"""Fit an SLDS-SVAE to a set of sessions, following the initialisation recipe of svae.md §7.6.
+
+Stage A: a one-state LDS-SVAE (the same code with K = 1) learns an encoder, a decoder and a
+         smooth latent space, with KL and learning-rate warm-up.
+Stage B: the K = 1 model smooths every subsequence; a sticky AR(1)-HMM is fitted to those latent
+         means by EM (k-means on [x̄_t, Δx̄_t] to start), and turned into MNIW / Dirichlet / NIW
+         natural parameters with capped pseudo-counts so that SVI can still move them.
+Stage C: the full K-state SLDS-SVAE: Adam on the networks, natural-gradient SVI on q(θ), q(z)
+         warm-started from each subsequence's marginals of the previous epoch.
+
+At the end the states are renumbered by usage (syllable 0 is the most used) once and for all,
+and the states in use (occupancy > 1/(2K)) and the median syllable duration are measured by
+segmenting the training sessions.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.cluster import KMeans
+
+from model.artifact import FittedModel, default_device
+from model.hmm import forward_backward
+from model.priors import MNIW, MNIWStats, SLDSParams, SLDSStats
+from model.segment import infer_chunked
+from model.svae import (
+    SLDSSVAE,
+    SVAEConfig,
+    frames_to_tensor,
+    input_size,
+    local_posterior,
+    params_to,
+    sufficient_stats,
+)
+
+ProgressFn = Callable[[float, str, dict], None]
+
+
+@dataclass
+class TrainSettings:
+    """Knobs of the fit; the defaults target ~15 min for 30 min of video on a 2-core CPU."""
+
+    seq_len: int = 64
+    batch: int = 32
+    lr: float = 1e-3
+    warmup_steps: int = 100
+    steps_a: int = 0  # 0: derived from the data size
+    steps_c: int = 0
+    sweeps: int = 4
+    rho_c: float = 0.1  # SVI step size in stage C, decayed as (1 + t/τ)^-0.6
+    rho_tau: float = 100.0
+    em_iters: int = 12
+    pseudo_count_cap: float = 500.0
+    mask_fraction: float = 0.2  # share of subsequences with a masked window in stage C
+    max_side: int = 32
+
+
+def _subsequences(sessions: list[torch.Tensor], seq_len: int) -> torch.Tensor:
+    """Cut (T_i, P) sessions into non-overlapping (N, seq_len, P) pieces (short tails dropped)."""
+    pieces = []
+    for x in sessions:
+        n = x.shape[0] // seq_len
+        if n:
+            pieces.append(x[: n * seq_len].reshape(n, seq_len, -1))
+    if not pieces:
+        raise ValueError(f"need at least {seq_len} frames in one session to fit a model")
+    return torch.cat(pieces)
+
+
+def _rho(step: int, base: float, tau: float) -> float:
+    return base * (1.0 + step / tau) ** -0.6
+
+
+def _run_steps(
+    model: SLDSSVAE,
+    data: torch.Tensor,
+    steps: int,
+    settings: TrainSettings,
+    *,
+    rng: np.random.Generator,
+    gen: torch.Generator,
+    rho_base: float,
+    sweeps: int,
+    kl_warmup: int,
+    cache: torch.Tensor | None,
+    masking: bool,
+    on_step: Callable[[int, dict], None],
+) -> None:
+    """Adam + SVI steps on random minibatches of subsequences (svae.md §7.3)."""
+    device = model.device
+    opt = torch.optim.Adam(model.parameters(), lr=settings.lr)
+    n_seq = data.shape[0]
+    B = min(settings.batch, n_seq)
+    scale = n_seq / B
+    order = rng.permutation(n_seq)
+    pos = 0
+    for step in range(steps):
+        if pos + B > n_seq:
+            order, pos = rng.permutation(n_seq), 0
+        idx = torch.as_tensor(order[pos : pos + B])
+        pos += B
+        batch = data[idx].to(device)
+        warm = min(settings.warmup_steps, max(1, steps // 5))
+        for g in opt.param_groups:
+            g["lr"] = settings.lr * min(1.0, (step + 1) / warm)
+        mask = None
+        if masking:
+            mask = _random_mask(B, batch.shape[1], settings.mask_fraction, rng, device)
+        w_init = cache[idx].to(device=device, dtype=torch.float64) if cache is not None else None
+        beta = min(1.0, (step + 1) / kl_warmup) if kl_warmup > 0 else 1.0
+        out = model.bound(batch, kl_weight=beta, max_sweeps=sweeps, mask=mask, w_init=w_init,
+                          generator=gen)
+        opt.zero_grad(set_to_none=True)
+        out.loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+        opt.step()
+        model.svi_update(sufficient_stats(out.posterior), _rho(step, rho_base, settings.rho_tau),
+                         scale)
+        if cache is not None:
+            cache[idx] = out.posterior.gamma.to(cache.device, cache.dtype)
+        on_step(step, {
+            "elbo_per_frame": float(out.elbo.sum() / (B * batch.shape[1])),
+            "kl_per_frame": float(out.kl.sum() / (B * batch.shape[1])),
+            "sweeps": out.posterior.sweeps,
+            "occupancy": out.posterior.gamma.sum((0, 1)).detach().cpu().numpy(),
+        })
+
+
+def _random_mask(
+    B: int, T: int, fraction: float, rng: np.random.Generator, device: torch.device
+) -> torch.Tensor:
+    """(B, T) bool: in about ``fraction`` of the rows, one window of T/8 frames is masked."""
+    mask = torch.zeros(B, T, dtype=torch.bool)
+    width = max(1, T // 8)
+    for b in np.flatnonzero(rng.random(B) < fraction):
+        s = int(rng.integers(1, max(2, T - width)))
+        mask[b, s : s + width] = True
+    return mask.to(device)
+
+
+# ----------------------------------------------------------------------------------------------
+# Stage B: sticky AR(1)-HMM on the smoothed latents
+
+
+def _smoothed_means(model: SLDSSVAE, data: torch.Tensor, chunk: int = 256) -> torch.Tensor:
+    """(N, T, D) float64 posterior means of x for every subsequence."""
+    out = []
+    ex = model.expectations()
+    with torch.no_grad():
+        for i in range(0, data.shape[0], chunk):
+            R, r = model.recognize(data[i : i + chunk].to(model.device))
+            post = local_posterior(R, r, ex, max_sweeps=1)
+            out.append(post.kalman.mean)
+    return torch.cat(out)
+
+
+def _ar_loglik(X: torch.Tensor, A: torch.Tensor, Q: torch.Tensor) -> torch.Tensor:
+    """(N, T, K) log N(x_t | A_k [x_{t-1}; 1], Q_k) for t ≥ 1, and 0 at t = 0."""
+    N, T, D = X.shape
+    prev = torch.cat([X[:, :-1], torch.ones(N, T - 1, 1, dtype=X.dtype, device=X.device)], -1)
+    pred = torch.einsum("kij,ntj->ntki", A, prev)
+    resid = X[:, 1:, None, :] - pred  # (N, T-1, K, D)
+    chol = torch.linalg.cholesky(Q)
+    z = torch.linalg.solve_triangular(chol, resid.unsqueeze(-1), upper=False).squeeze(-1)
+    logdet = 2 * torch.log(chol.diagonal(dim1=-2, dim2=-1)).sum(-1)
+    ll = -0.5 * (z**2).sum(-1) - 0.5 * logdet - 0.5 * D * math.log(2 * math.pi)
+    return torch.cat([torch.zeros(N, 1, A.shape[0], dtype=X.dtype, device=X.device), ll], 1)
+
+
+def _weighted_regression(
+    X: torch.Tensor, w: torch.Tensor, prior: SLDSParams
+) -> tuple[torch.Tensor, torch.Tensor, MNIWStats]:
+    """MAP (A_k, Q_k) under the MNIW prior from weights w (N, T, K); also the raw statistics."""
+    N, T, D = X.shape
+    prev = torch.cat([X[:, :-1], torch.ones(N, T - 1, 1, dtype=X.dtype, device=X.device)], -1)
+    nxt = X[:, 1:]
+    wn = w[:, 1:]
+    Sxx = torch.einsum("ntk,nti,ntj->kij", wn, prev, prev)
+    Sxy = torch.einsum("ntk,nti,ntj->kij", wn, prev, nxt)
+    Syy = torch.einsum("ntk,nti,ntj->kij", wn, nxt, nxt)
+    n = wn.sum((0, 1))
+    eta = prior.dynamics
+    Vinv = eta.Vinv + Sxx
+    Mt = torch.linalg.solve(Vinv, eta.VinvMt + Sxy)
+    S = eta.S_plus + Syy - (eta.VinvMt + Sxy).transpose(-1, -2) @ Mt
+    Q = 0.5 * (S + S.transpose(-1, -2)) / (eta.nu + n + D + 1)[:, None, None]
+    Q = Q + 1e-6 * torch.eye(D, dtype=X.dtype, device=X.device)
+    return Mt.transpose(-1, -2), Q, MNIWStats(Sxx, Sxy, Syy, n)
+
+
+def fit_arhmm(
+    X: torch.Tensor, prior: SLDSParams, *, iters: int, seed: int
+) -> tuple[torch.Tensor, torch.Tensor, SLDSStats]:
+    """Sticky AR(1)-HMM by EM on latent means X (N, T, D).
+
+    Returns (gamma (N, T, K), pair counts (K, K), statistics of the final E-step).
+    """
+    N, T, D = X.shape
+    K = prior.trans.shape[0]
+    flat = X.reshape(-1, D)
+    vel = torch.cat([torch.zeros(N, 1, D, dtype=X.dtype), X[:, 1:] - X[:, :-1]], 1).reshape(-1, D)
+    feats = torch.cat([flat / flat.std(0).clamp_min(1e-6), vel / vel.std(0).clamp_min(1e-6)], 1)
+    rng = np.random.default_rng(seed)
+    take = rng.choice(feats.shape[0], size=min(feats.shape[0], 20000), replace=False)
+    km = KMeans(n_clusters=K, n_init=2, random_state=seed).fit(feats[take].numpy())
+    labels = torch.as_tensor(km.predict(feats.numpy()), dtype=torch.long).reshape(N, T)
+    gamma = torch.nn.functional.one_hot(labels, K).to(X.dtype)
+    trans_alpha = prior.trans
+    pair = torch.zeros(K, K, dtype=X.dtype)
+    stats = None
+    for _ in range(iters):
+        A, Q, dyn = _weighted_regression(X, gamma, prior)
+        counts = pair if stats is not None else _pair_counts(gamma)
+        log_trans = torch.log(trans_alpha + counts) - torch.log(
+            (trans_alpha + counts).sum(-1, keepdim=True)
+        )
+        init = gamma[:, 0].sum(0) + 1.0
+        log_pi0 = torch.log(init / init.sum())
+        res = forward_backward(log_pi0, log_trans, _ar_loglik(X, A, Q))
+        gamma, pair = res.gamma, res.pair_counts.sum(0)
+        stats = dyn
+    _, _, dyn = _weighted_regression(X, gamma, prior)
+    x1 = X[:, 0]
+    one = torch.ones((), dtype=X.dtype)
+    ini = MNIWStats(N * one.view(1, 1), x1.sum(0)[None], x1.T @ x1, N * one)
+    return gamma, pair, SLDSStats(gamma[:, 0].sum(0), pair, dyn, ini)
+
+
+def _pair_counts(gamma: torch.Tensor) -> torch.Tensor:
+    return torch.einsum("nti,ntj->ij", gamma[:, :-1], gamma[:, 1:])
+
+
+def _capped(stats: SLDSStats, cap: float) -> SLDSStats:
+    """Scale each state's statistics so that no state carries more than ``cap`` pseudo-counts."""
+    n = stats.dynamics.n
+    f = torch.clamp(cap / n.clamp_min(1e-9), max=1.0)
+    d = stats.dynamics
+    dyn = MNIWStats(d.Sxx * f[:, None, None], d.Sxy * f[:, None, None],
+                    d.Syy * f[:, None, None], d.n * f)
+    row = stats.trans_counts.sum(-1)
+    fr = torch.clamp(cap / row.clamp_min(1e-9), max=1.0)
+    ini = stats.initial
+    fi = min(1.0, cap / float(ini.n))
+    return SLDSStats(
+        stats.init_counts * fi,
+        stats.trans_counts * fr[:, None],
+        dyn,
+        MNIWStats(*(x * fi for x in ini)),
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# Relabelling and summaries
+
+
+def _permute(params: SLDSParams, perm: torch.Tensor) -> SLDSParams:
+    """Reorder states: new state i is old state perm[i]."""
+    return SLDSParams(
+        params.init[perm],
+        params.trans[perm][:, perm],
+        MNIW(*(x[perm] for x in params.dynamics)),
+        params.initial,
+    )
+
+
+def _median_duration(labels: np.ndarray) -> float:
+    change = np.flatnonzero(labels[1:] != labels[:-1]) + 1
+    bounds = np.concatenate([[0], change, [labels.size]])
+    return float(np.median(np.diff(bounds))) if labels.size else 0.0
+
+
+def fit_model(
+    sessions: list[np.ndarray],
+    *,
+    states: int = 40,
+    latent_dim: int = 10,
+    epochs: int | None = None,
+    seed: int = 0,
+    fps: float = 30.0,
+    progress: ProgressFn | None = None,
+    device: str | None = None,
+    settings: TrainSettings | None = None,
+) -> FittedModel:
+    """Fit an SLDS-SVAE to preprocessed sessions, each (T_i, H, W) float32 in [0, 1].
+
+    epochs: passes over the data in stage C (stage A gets half as many); None picks a number
+    that keeps the fit of 30 minutes of video near 15 minutes on a 2-core CPU.
+    progress(fraction, message, metrics) is called a few times per epoch.
+    """
+    settings = settings or TrainSettings()
+    if not sessions:
+        raise ValueError("fit_model needs at least one session")
+    H, W = sessions[0].shape[1:]
+    if any(s.ndim != 3 or s.shape[1:] != (H, W) for s in sessions):
+        raise ValueError("all sessions must be (T, H, W) arrays with the same crop size")
+    t_start = time.perf_counter()
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    gen = torch.Generator().manual_seed(seed)
+    dev = default_device(device)
+    if dev.type != "cpu":
+        gen = torch.Generator(device=dev).manual_seed(seed)
+    h, w = input_size(H, W, settings.max_side)
+    config = SVAEConfig(states=states, latent_dim=latent_dim, height=h, width=w, fps=fps)
+    tensors = [frames_to_tensor(s, config) for s in sessions]
+    data = _subsequences(tensors, settings.seq_len)
+    n_seq = data.shape[0]
+    B = min(settings.batch, n_seq)
+    per_epoch = max(1, math.ceil(n_seq / B))
+    if epochs is None:
+        # About 420 stage-C and 180 stage-A steps at 30 min of video; more epochs on less data.
+        steps_c = settings.steps_c or int(np.clip(420, 4 * per_epoch, 60 * per_epoch))
+        steps_a = settings.steps_a or max(steps_c * 3 // 7, 1)
+    else:
+        steps_c = settings.steps_c or max(1, epochs * per_epoch)
+        steps_a = settings.steps_a or max(1, (epochs * per_epoch) // 2)
+    total = steps_a + steps_c
+    history: list[dict[str, Any]] = []
+
+    def report(fraction: float, message: str, metrics: dict[str, Any]) -> None:
+        if progress:
+            progress(min(max(fraction, 0.0), 1.0), message, metrics)
+
+    # Stage A: K = 1.
+    cfg_a = SVAEConfig(**{**config.to_dict(), "states": 1})
+    model_a = SLDSSVAE(cfg_a).to_device(dev)
+
+    def on_step_a(step: int, m: dict) -> None:
+        if step % max(1, per_epoch // 2) == 0 or step == steps_a - 1:
+            metrics = {"stage": "A", "step": step, "elbo_per_frame": m["elbo_per_frame"]}
+            history.append(metrics)
+            report(0.9 * (step + 1) / total, f"stage A (1 state): step {step + 1}/{steps_a}",
+                   metrics)
+
+    _run_steps(model_a, data, steps_a, settings, rng=rng, gen=gen, rho_base=0.3, sweeps=1,
+               kl_warmup=max(1, steps_a // 3), cache=None, masking=False, on_step=on_step_a)
+
+    # Stage B: AR-HMM on the smoothed latents.
+    report(0.9 * steps_a / total, "stage B: fitting an AR-HMM to initialise the states", {})
+    X = _smoothed_means(model_a, data).cpu()
+    model = SLDSSVAE(config)
+    prior_cpu = model.prior
+    gamma0, _, stats = fit_arhmm(X, prior_cpu, iters=settings.em_iters, seed=seed)
+    capped = _capped(stats, settings.pseudo_count_cap)
+    model.params = SLDSParams(
+        prior_cpu.init + capped.init_counts,
+        prior_cpu.trans + capped.trans_counts,
+        MNIW(*(p + s for p, s in zip(prior_cpu.dynamics, capped.dynamics, strict=True))),
+        MNIW(*(p + s for p, s in zip(prior_cpu.initial, capped.initial, strict=True))),
+    )
+    model.encoder.load_state_dict(model_a.encoder.state_dict())
+    model.decoder.load_state_dict(model_a.decoder.state_dict())
+    model.to_device(dev)
+    del model_a
+    cache = gamma0.to(torch.float32)
+
+    # Stage C: the full SLDS-SVAE.
+    occupancy = np.zeros(states)
+
+    def on_step_c(step: int, m: dict) -> None:
+        nonlocal occupancy
+        occupancy = 0.95 * occupancy + m["occupancy"]
+        if step % max(1, per_epoch // 2) == 0 or step == steps_c - 1:
+            share = occupancy / max(occupancy.sum(), 1e-12)
+            metrics = {
+                "stage": "C", "step": step, "elbo_per_frame": m["elbo_per_frame"],
+                "kl_per_frame": m["kl_per_frame"], "sweeps": m["sweeps"],
+                "states_used": int((share > 1.0 / (2 * states)).sum()),
+            }
+            history.append(metrics)
+            report(0.9 * (steps_a + step + 1) / total,
+                   f"stage C ({states} states): step {step + 1}/{steps_c}", metrics)
+
+    _run_steps(model, data, steps_c, settings, rng=rng, gen=gen, rho_base=settings.rho_c,
+               sweeps=settings.sweeps, kl_warmup=0, cache=cache, masking=True,
+               on_step=on_step_c)
+
+    # Final pass: segment the training sessions, renumber states by usage, measure.
+    report(0.92, "segmenting the training sessions", {})
+    model.eval()
+    labels_all = []
+    usage = np.zeros(states)
+    with torch.no_grad():
+        ex = model.expectations()
+        for x in tensors:
+            R, r = model.recognize(x.to(dev))
+            g = infer_chunked(R, r, ex).cpu().numpy()
+            lab = g.argmax(1)
+            usage += np.bincount(lab, minlength=states)
+            labels_all.append(lab)
+    perm = np.argsort(-usage, kind="stable")
+    inv = np.empty_like(perm)
+    inv[perm] = np.arange(states)
+    model.params = _permute(model.params, torch.as_tensor(perm, device=dev))
+    labels_all = [inv[lab] for lab in labels_all]
+    share = usage[perm] / max(usage.sum(), 1)
+    durations = [
+        _median_duration(lab) for lab in labels_all if lab.size
+    ]
+    all_bouts = np.concatenate([
+        np.diff(np.concatenate([[0], np.flatnonzero(lab[1:] != lab[:-1]) + 1, [lab.size]]))
+        for lab in labels_all
+    ])
+    median_frames = float(np.median(all_bouts)) if all_bouts.size else 0.0
+    summary = {
+        "states_used": int((share > 1.0 / (2 * states)).sum()),
+        "usage": [round(float(u), 6) for u in share],
+        "median_duration_frames": median_frames,
+        "median_duration_ms": 1000.0 * median_frames / fps,
+        "session_median_durations_frames": durations,
+        "frames": int(sum(x.shape[0] for x in tensors)),
+        "steps_a": steps_a,
+        "steps_c": steps_c,
+        "fit_seconds": round(time.perf_counter() - t_start, 2),
+        "device": str(dev),
+        "seed": seed,
+        "history": history[-50:],
+    }
+    model.params = params_to(model.params, dev)
+    fitted = FittedModel(config, model, summary)
+    report(1.0, "done", {k: summary[k] for k in ("states_used", "median_duration_ms")})
+    return fitted
