@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 import pytest
@@ -25,6 +26,7 @@ from model.preprocess import (
     preprocess_frames,
     preprocess_video,
     resolve_heading,
+    sample_frames,
 )
 from model.synth import render_session
 from model.video import VideoError
@@ -325,3 +327,23 @@ def test_resolve_heading_follows_motion_against_a_misleading_shape() -> None:
 def test_crop_size_must_be_even() -> None:
     with pytest.raises(ValueError):
         preprocess_video(YUV444, crop_size=31)
+
+
+def test_intra_only_mjpeg_avi_is_sampled_cheaply(tmp_path: Path) -> None:
+    """Every MJPEG frame is a key frame: pass 1 must still decode only a sample of them."""
+    frames, truth = render_session(10, seed=2, size=(240, 180), body_length=26.0)
+    path = tmp_path / "session.avi"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mjpeg", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 240, 180, "yuvj420p"
+        for f in frames:
+            frame = av.VideoFrame.from_ndarray(np.dstack([f] * 3), format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    samples, n_packets = sample_frames(path)
+    assert n_packets == 300 and len(samples) <= 150
+    r = preprocess_video(path)
+    _check_output(r, 300)
+    assert np.median(np.hypot(r.scalars["x"] - truth.x, r.scalars["y"] - truth.y)) < 2.0
