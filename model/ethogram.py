@@ -1,0 +1,100 @@
+"""Ethogram and bouts CSV (the column contract in architecture.md), streamed in chunks.
+
+Ethogram: one row per decoded frame, ``frame,time_s,syllable,syllable_name,probability`` then
+the per-frame scalars and the quality flag. Bouts: ``start_frame,end_frame,start_s,end_s,
+duration_s,syllable,syllable_name`` with ``end_frame`` exclusive.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator, Mapping, Sequence
+
+import numpy as np
+
+ETHOGRAM_COLUMNS = ("frame", "time_s", "syllable", "syllable_name", "probability")
+BOUT_COLUMNS = (
+    "start_frame",
+    "end_frame",
+    "start_s",
+    "end_s",
+    "duration_s",
+    "syllable",
+    "syllable_name",
+)
+
+
+def _name(names: Mapping[int, str] | Sequence[str], k: int) -> str:
+    try:
+        return str(names[k]) or f"syllable {k}"
+    except (KeyError, IndexError):
+        return f"syllable {k}"
+
+
+def bout_end_times(times: np.ndarray, ends: np.ndarray, fps: float) -> np.ndarray:
+    """Time at which each bout ends: the next frame's time, or one frame after the last."""
+    times = np.asarray(times, dtype=np.float64)
+    after_last = times[-1] + (1.0 / fps if fps > 0 else 0.0)
+    padded = np.append(times, after_last)
+    return padded[np.asarray(ends, dtype=np.int64)]
+
+
+def ethogram_chunks(
+    *,
+    syllable: np.ndarray,
+    probability: np.ndarray,
+    times: np.ndarray,
+    names: Mapping[int, str] | Sequence[str],
+    scalars: Mapping[str, np.ndarray] | None = None,
+    quality: Sequence[str] | None = None,
+    chunk_rows: int = 5000,
+) -> Iterator[str]:
+    """Yield the ethogram CSV text in chunks of ``chunk_rows`` rows (header first)."""
+    scalars = dict(scalars or {})
+    header = [*ETHOGRAM_COLUMNS, *scalars, *(["quality"] if quality is not None else [])]
+    yield ",".join(header) + "\r\n"
+    n = len(syllable)
+    label_names = {int(k): _name(names, int(k)) for k in np.unique(syllable)}
+    for start in range(0, n, chunk_rows):
+        buf = io.StringIO()
+        writer = csv.writer(buf)
+        stop = min(n, start + chunk_rows)
+        for i in range(start, stop):
+            k = int(syllable[i])
+            row: list[object] = [
+                i,
+                f"{times[i]:.6f}",
+                k,
+                label_names[k],
+                f"{probability[i]:.4f}",
+            ]
+            row.extend(f"{scalars[c][i]:.4f}" for c in scalars)
+            if quality is not None:
+                row.append(quality[i])
+            writer.writerow(row)
+        yield buf.getvalue()
+
+
+def bouts_chunks(
+    *,
+    bouts: Sequence[tuple[int, int, int]],
+    times: np.ndarray,
+    fps: float,
+    names: Mapping[int, str] | Sequence[str],
+    chunk_rows: int = 5000,
+) -> Iterator[str]:
+    """Yield the bouts CSV text (header first). ``bouts``: (start, end_exclusive, syllable)."""
+    yield ",".join(BOUT_COLUMNS) + "\r\n"
+    if not bouts:
+        return
+    arr = np.asarray(bouts, dtype=np.int64)
+    ends_s = bout_end_times(times, arr[:, 1], fps)
+    for start in range(0, len(arr), chunk_rows):
+        buf = io.StringIO()
+        writer = csv.writer(buf)
+        for j in range(start, min(len(arr), start + chunk_rows)):
+            s, e, k = (int(v) for v in arr[j])
+            t0, t1 = float(times[s]), float(ends_s[j])
+            writer.writerow([s, e, f"{t0:.6f}", f"{t1:.6f}", f"{t1 - t0:.6f}", k, _name(names, k)])
+        yield buf.getvalue()

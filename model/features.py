@@ -1,0 +1,124 @@
+"""A session's preprocessing output on disk: egocentric crops, per-frame scalars, quality.
+
+Crops are kept as uint8 (a quarter of float32: an hour of 32x32 crops is 110 MB) in an
+uncompressed ``.npz`` so they can be memory-mapped by training instead of read whole.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from model.preprocess import QUALITY_NAMES, SCALAR_NAMES, Preprocessed
+
+FORMAT_VERSION = 1
+
+
+@dataclass
+class Features:
+    """Preprocessed session. crops (T, S, S) uint8; scalars name -> (T,) float64;
+    quality (T,) int8 codes into ``quality_names``; times (T,) seconds."""
+
+    crops: np.ndarray
+    scalars: dict[str, np.ndarray]
+    quality: np.ndarray
+    times: np.ndarray
+    fps: float
+    summary: dict[str, float | int | str]
+    quality_names: tuple[str, ...] = tuple(QUALITY_NAMES)
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.crops.shape[0])
+
+    def crops_float(self) -> np.ndarray:
+        """(T, S, S) float32 in [0, 1], what the model takes."""
+        return self.crops.astype(np.float32) / 255.0
+
+
+def from_preprocessed(pre: Preprocessed) -> Features:
+    crops = np.clip(np.rint(pre.crops * 255.0), 0, 255).astype(np.uint8)
+    return Features(
+        crops=crops,
+        scalars={k: np.asarray(v, dtype=np.float64) for k, v in pre.scalars.items()},
+        quality=np.asarray(pre.quality, dtype=np.int8),
+        times=np.asarray(pre.times, dtype=np.float64),
+        fps=float(pre.fps),
+        summary=dict(pre.summary()),
+    )
+
+
+def save(features: Features, path: str | os.PathLike[str]) -> None:
+    """Write atomically (temporary file, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial.npz")
+    meta = {
+        "version": FORMAT_VERSION,
+        "fps": features.fps,
+        "summary": features.summary,
+        "quality_names": list(features.quality_names),
+        "scalar_names": list(features.scalars),
+    }
+    arrays = {f"scalar_{k}": v for k, v in features.scalars.items()}
+    np.savez(
+        tmp,
+        crops=features.crops,
+        quality=features.quality,
+        times=features.times,
+        meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
+        **arrays,
+    )
+    os.replace(tmp, path)
+
+
+def load(path: str | os.PathLike[str], *, mmap: bool = True) -> Features:
+    """Read features; with ``mmap`` the crops are memory-mapped, not read into memory."""
+    path = Path(path)
+    with np.load(path) as data:
+        meta = json.loads(bytes(data["meta"]).decode())
+        if meta.get("version") != FORMAT_VERSION:
+            raise ValueError(f"{path.name}: features format {meta.get('version')} is not supported")
+        scalars = {k: data[f"scalar_{k}"] for k in meta["scalar_names"]}
+        quality, times = data["quality"], data["times"]
+        crops = _mmap_member(path, "crops.npy") if mmap else data["crops"]
+    return Features(
+        crops=crops,
+        scalars=scalars,
+        quality=quality,
+        times=times,
+        fps=float(meta["fps"]),
+        summary=meta["summary"],
+        quality_names=tuple(meta["quality_names"]),
+    )
+
+
+def _mmap_member(path: Path, member: str) -> np.ndarray:
+    """Memory-map an array stored uncompressed inside an .npz (zip) file."""
+    with zipfile.ZipFile(path) as zf:
+        info = zf.getinfo(member)
+        with zf.open(member) as fh:
+            major, _minor = np.lib.format.read_magic(fh)
+            read_header = (
+                np.lib.format.read_array_header_1_0
+                if major == 1
+                else np.lib.format.read_array_header_2_0
+            )
+            shape, fortran, dtype = read_header(fh)
+            header_len = fh.tell()
+    with path.open("rb") as raw:
+        raw.seek(info.header_offset)
+        local = raw.read(30)
+        name_len = int.from_bytes(local[26:28], "little")
+        extra_len = int.from_bytes(local[28:30], "little")
+        offset = info.header_offset + 30 + name_len + extra_len + header_len
+    order = "F" if fortran else "C"
+    return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape, order=order)
+
+
+__all__ = ["SCALAR_NAMES", "Features", "from_preprocessed", "load", "save"]
