@@ -337,9 +337,24 @@ def egocentric_crop(
 ) -> np.ndarray:
     """``(S, S)`` float32 crop in [0, 1]: the mouse at the centre, nose to the right (+x).
 
-    Intensity is the signed difference to the background over the contrast, so the mouse is
-    bright on dark whatever the polarity and the arena's texture is gone.
+    Intensity is the signed difference to the background over 1.25x the typical contrast (a
+    little headroom, so shading such as a depth mouse rearing is not clipped): the mouse is
+    bright on dark whatever the polarity, and the arena's texture is gone.
     """
+    return _crop_u8(frame, model, x, y, heading, crop_size).astype(np.float32) * np.float32(
+        1.0 / 255.0
+    )
+
+
+def _crop_u8(
+    frame: np.ndarray,
+    model: BackgroundModel,
+    x: float,
+    y: float,
+    heading: float,
+    crop_size: int,
+) -> np.ndarray:
+    """:func:`egocentric_crop` scaled to 0-255 as uint8: a quarter of the memory for an hour."""
     side = model.crop_side
     # Sample at 2x the output size, then area-average down: no aliasing of the fur edge.
     f = 2 if side > crop_size * 1.5 else 1
@@ -362,9 +377,7 @@ def egocentric_crop(
     diff = cv2.warpAffine(diff, m, (n, n), flags=flags, borderMode=cv2.BORDER_CONSTANT)
     if f > 1:
         diff = cv2.resize(diff, (crop_size, crop_size), interpolation=cv2.INTER_AREA)
-    # 1.25x the typical peak: little saturation, so shading (a depth mouse rearing) survives.
-    out = diff.astype(np.float32) * np.float32(1.0 / max(1.25 * model.contrast, 1.0))
-    return np.minimum(out, 1.0, out=out)
+    return cv2.convertScaleAbs(diff, alpha=255.0 / max(1.25 * model.contrast, 1.0))
 
 
 # --------------------------------------------------------------------------------------------
@@ -642,7 +655,7 @@ class _Tracker:
         self.crop_size = crop_size
         self.n = 0
         cap = max(capacity, 16)
-        self.crops = np.zeros((cap, crop_size, crop_size), dtype=np.float32)
+        self.crops = np.zeros((cap, crop_size, crop_size), dtype=np.uint8)
         self.det = np.full((cap, 8), np.nan)  # x, y, axis, length, width, area, asym, found
         self.blobs = np.zeros(cap, dtype=np.int16)
         self.times = np.zeros(cap)
@@ -667,7 +680,7 @@ class _Tracker:
         if d.found:
             self.det[i] = (d.x, d.y, d.axis, d.length, d.width, d.area, d.asymmetry, 1.0)
             self.blobs[i] = max(d.n_blobs, self.scan_blobs)
-            self.crops[i] = egocentric_crop(frame, self.model, d.x, d.y, d.axis, self.crop_size)
+            self.crops[i] = _crop_u8(frame, self.model, d.x, d.y, d.axis, self.crop_size)
             self.last = (d.x, d.y)
         else:
             self.det[i, 7] = 0.0
@@ -717,8 +730,10 @@ class _Tracker:
             "area": _fill(np.where(found, det[:, 5], np.nan)),
         }
         scalars = {k: np.nan_to_num(v) for k, v in scalars.items()}
+        crops_f = crops.astype(np.float32)
+        crops_f *= np.float32(1.0 / 255.0)
         return Preprocessed(
-            crops=np.ascontiguousarray(crops),
+            crops=crops_f,
             scalars=scalars,
             quality=quality,
             times=times,
