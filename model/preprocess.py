@@ -69,7 +69,7 @@ _MIN_SAMPLES = 25
 _SAMPLE_BYTES = 100_000_000  # cap on the memory held by background samples
 _CROP_SCALE = 1.5  # crop side in units of the median body length (tail trimmed)
 _SCAN_EVERY = 15  # frames between full-frame scans for other animals
-_SECOND_BLOB = 0.3  # a blob this fraction of the mouse's area counts as another animal
+_SECOND_BLOB = 0.5  # a blob half the mouse's area or more counts as another animal
 
 
 class TooShortError(VideoError):
