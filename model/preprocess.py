@@ -766,8 +766,7 @@ def preprocess_video(
     count for ordinary files. Raises :class:`TooShortError` (a :class:`VideoError`) for videos
     under :data:`MIN_FRAMES` frames and :class:`VideoError` for unreadable ones.
     """
-    if crop_size < 8 or crop_size % 2:
-        raise ValueError("crop_size must be an even number of at least 8 pixels.")
+    _check_crop_size(crop_size)
     p = Path(path)
     samples, n_packets = sample_frames(p)
     model = build_background(samples)
@@ -797,6 +796,7 @@ def preprocess_frames(
     The background is built from up to 150 frames spread over the input unless ``model`` is
     given.
     """
+    _check_crop_size(crop_size)
     stack = np.asarray(frames if isinstance(frames, np.ndarray) else list(frames))
     if stack.ndim == 4:
         stack = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in stack])
@@ -812,6 +812,12 @@ def preprocess_frames(
     return tracker.finish(fps)
 
 
+def _check_crop_size(crop_size: int) -> None:
+    # Even, so that a 180° turn of a crop is an exact flip of both axes (see _Tracker.finish).
+    if crop_size < 8 or crop_size % 2:
+        raise ValueError("crop_size must be an even number of at least 8 pixels.")
+
+
 def _prefetch(items: Iterator[tuple[int, float, np.ndarray]], depth: int = 32) -> Iterator:
     """Decode in a second thread while this one processes (FFmpeg and OpenCV release the GIL):
     15-20% faster on two cores. Errors in the decoder are re-raised here."""
@@ -819,20 +825,24 @@ def _prefetch(items: Iterator[tuple[int, float, np.ndarray]], depth: int = 32) -
     stop = threading.Event()
     end = object()
 
+    def put(item: object) -> bool:
+        # Timed puts, so the thread notices when the consumer has gone away.
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def produce() -> None:
         try:
             for item in items:
-                while not stop.is_set():
-                    try:
-                        q.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not put(item):
                     return
-            q.put(end)
+            put(end)
         except BaseException as exc:  # handed to the consumer, which raises it
-            q.put(exc)
+            put(exc)
 
     thread = threading.Thread(target=produce, name="decode", daemon=True)
     thread.start()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import av
@@ -19,6 +21,7 @@ from model.preprocess import (
     BackgroundModel,
     Preprocessed,
     TooShortError,
+    _prefetch,
     build_background,
     count_blobs,
     detect_mouse,
@@ -347,3 +350,18 @@ def test_intra_only_mjpeg_avi_is_sampled_cheaply(tmp_path: Path) -> None:
     r = preprocess_video(path)
     _check_output(r, 300)
     assert np.median(np.hypot(r.scalars["x"] - truth.x, r.scalars["y"] - truth.y)) < 2.0
+
+
+def test_decoder_errors_reach_the_caller_and_early_exit_is_prompt() -> None:
+    def broken() -> Iterator[tuple[int, float, np.ndarray]]:
+        yield 0, 0.0, np.zeros((4, 4), np.uint8)
+        raise VideoError("damaged after frame 1")
+
+    with pytest.raises(VideoError, match="damaged"):
+        list(_prefetch(broken()))
+    many = ((i, i / 30, np.zeros((4, 4), np.uint8)) for i in range(10_000))
+    t0 = time.perf_counter()
+    for i, _, _ in _prefetch(many, depth=4):
+        if i == 2:
+            break
+    assert time.perf_counter() - t0 < 2.0
