@@ -365,3 +365,19 @@ def test_decoder_errors_reach_the_caller_and_early_exit_is_prompt() -> None:
         if i == 2:
             break
     assert time.perf_counter() - t0 < 2.0
+
+
+def test_empty_arena_gives_no_mouse_everywhere_without_crashing() -> None:
+    rng = np.random.default_rng(0)
+    frames = np.clip(150 + rng.normal(0, 3, (60, 120, 160)), 0, 255).astype(np.uint8)
+    r = preprocess_frames(frames)
+    _check_output(r, 60)
+    assert r.fraction_no_mouse == 1.0
+    assert float(r.crops.max()) == 0.0
+
+
+def test_progress_is_reported_up_to_the_frame_count() -> None:
+    calls: list[tuple[int, int]] = []
+    preprocess_video(DEEPOF, progress=lambda done, total: calls.append((done, total)))
+    assert calls[-1] == (251, 251)
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls)
