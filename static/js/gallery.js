@@ -1,0 +1,90 @@
+// Syllable gallery: per syllable an editable name and description (saved inline with PATCH),
+// usage, a duration histogram and example clips playing in a grid.
+import { api, fmtDuration, h, pageData } from "./common.js";
+import { CONFIG, baseLayout } from "./charts.js";
+
+const { model_id: MODEL } = pageData();
+
+function saver(syllable, field, input, status) {
+  let last = input.value;
+  let timer = null;
+  const save = async () => {
+    clearTimeout(timer);
+    const value = field === "name" ? input.value.trim() : input.value;
+    if (value === last) return;
+    status.textContent = "saving…";
+    status.style.color = "";
+    try {
+      const updated = await api("PATCH", `/api/syllables/${syllable.id}`, { [field]: value });
+      last = value;
+      status.textContent = "saved";
+      input.closest(".syllable-card").dataset.syllableName = updated.label || updated.name;
+    } catch (err) {
+      status.textContent = `not saved: ${err.message}`;
+      status.style.color = "var(--bad)";
+    }
+  };
+  input.addEventListener("input", () => { clearTimeout(timer); status.textContent = ""; timer = setTimeout(save, 800); });
+  input.addEventListener("change", save);
+  input.addEventListener("keydown", (e) => { if (e.key === "Enter" && field === "name") { e.preventDefault(); save(); } });
+}
+
+function card(s) {
+  const status = h("div", { class: "saved", "data-save-status": "" });
+  const name = h("input", { type: "text", class: "name-input", value: s.name, placeholder: s.label || `syllable ${s.index}`,
+    maxlength: 200, "data-syllable-id": s.id, "aria-label": "syllable name" });
+  const description = h("textarea", { placeholder: "What does the mouse do? e.g. rears against the wall", maxlength: 10000,
+    "data-syllable-description": s.id, "aria-label": "description" });
+  description.value = s.description || "";
+  saver(s, "name", name, status);
+  saver(s, "description", description, status);
+  const hist = h("div", { class: "hist" });
+  const clips = (s.clips || []).map((c) => h("div", { class: "clip" },
+    h("video", { src: c.url, muted: true, loop: true, autoplay: true, playsinline: true, preload: "auto" }),
+    h("a", { href: `/sessions/${c.session_id}` }, `session ${c.session_id} · frames ${c.start_frame}–${c.end_frame}`)));
+  const el = h("div", { class: "card syllable-card", style: { borderLeftColor: s.color },
+    dataset: { syllableIndex: s.index, syllableId: s.id, syllableName: s.label || s.name } },
+  h("div", {},
+    h("div", { class: "row", style: { gap: ".5rem", flexWrap: "nowrap" } },
+      h("span", { class: "swatch", style: { background: s.color } }),
+      h("span", { class: "muted small" }, `#${s.index}`), name),
+    status,
+    description,
+    h("div", { class: "small", style: { margin: ".4rem 0" } },
+      h("strong", { class: "num" }, `${(s.usage * 100).toFixed(1)}%`), " of frames · ",
+      h("span", { class: "num" }, `${s.bout_count.toLocaleString()} bouts`), " · median ",
+      h("span", { class: "num" }, s.median_duration_s != null ? fmtDuration(s.median_duration_s) : "–")),
+    hist),
+  h("div", { class: "clips" }, clips.length ? clips : h("p", { class: "empty" }, "Example clips appear when they are rendered.")));
+  return { el, hist, s };
+}
+
+async function main() {
+  const model = await api("GET", `/api/models/${MODEL}`);
+  const box = document.getElementById("gallery-message");
+  if (model.status !== "ready") {
+    box.textContent = `This model is ${model.status}: its syllables appear when it is ready.`;
+    box.classList.remove("hidden");
+    return;
+  }
+  const syllables = (model.syllables || []).filter((s) => s.usage > 0 || s.bout_count > 0)
+    .sort((a, b) => b.usage - a.usage);
+  const cards = syllables.map(card);
+  document.getElementById("gallery").replaceChildren(...cards.map((c) => c.el));
+  if (!cards.length) box.textContent = "No syllable of this model is used in any session yet.";
+  // Histograms after the cards are in the page, so Plotly sizes them.
+  for (const { hist, s } of cards) {
+    if (!(s.durations_s || []).length) continue;
+    Plotly.newPlot(hist, [{ type: "histogram", x: s.durations_s, marker: { color: s.color }, nbinsx: 20,
+      hovertemplate: "%{x} s: %{y} bouts<extra></extra>" }],
+    baseLayout({ margin: { l: 35, r: 5, t: 5, b: 30 }, xaxis: { title: { text: "bout duration (s)" } },
+      bargap: 0.05 }), { ...CONFIG, displayModeBar: false, staticPlot: false });
+  }
+  document.body.dataset.ready = "true";
+}
+
+main().catch((err) => {
+  const box = document.getElementById("gallery-message");
+  box.textContent = `Could not load the syllables: ${err.message}`;
+  box.className = "notice error";
+});
