@@ -38,6 +38,7 @@ import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import av
@@ -90,17 +91,17 @@ class BackgroundModel:
     scale: int  # downscale factor of the full-frame search
     small: np.ndarray = field(repr=False)  # background downscaled by ``scale``
 
-    @property
+    @cached_property
     def crop_side(self) -> float:
         """Side of the square (in source pixels) that a crop covers."""
         return max(16.0, _CROP_SCALE * self.body_length)
 
-    @property
+    @cached_property
     def search_radius(self) -> int:
         """Half-size of the window searched around the last position, px."""
         return int(0.9 * self.body_length + 16)
 
-    @property
+    @cached_property
     def open_kernel(self) -> np.ndarray:
         """Structuring element that removes noise and thin parts (the tail)."""
         k = max(3, round(0.12 * self.body_length) | 1)

@@ -250,7 +250,13 @@ _LUMA_FORMATS = frozenset(
 
 
 def _luma_plane(frame: Any) -> np.ndarray:
-    """The Y plane of a decoded frame as ``(H, W)`` uint8, copied out of the line padding."""
+    """The Y plane of a decoded frame as ``(H, W)`` uint8.
+
+    Without line padding this is a view of the decoder's buffer (the array keeps the frame
+    alive, so the buffer is not reused under it); with padding it is copied out.
+    """
     plane = frame.planes[0]
     buf = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
+    if plane.line_size == plane.width:
+        return buf
     return np.ascontiguousarray(buf[:, : plane.width])
