@@ -32,7 +32,7 @@ from model.preprocess import (
     sample_frames,
 )
 from model.synth import render_session
-from model.video import VideoError
+from model.video import VideoError, iter_frames
 
 DATA = Path(__file__).resolve().parents[3] / ".." / "shared" / "data"
 TRACKTOR = DATA / "tracktor-mouse" / "mouse_video.mp4"
@@ -381,3 +381,16 @@ def test_progress_is_reported_up_to_the_frame_count() -> None:
     preprocess_video(DEEPOF, progress=lambda done, total: calls.append((done, total)))
     assert calls[-1] == (251, 251)
     assert [d for d, _ in calls] == sorted(d for d, _ in calls)
+
+
+@pytest.mark.parametrize("path", [YUV444, DEEPOF])
+def test_luma_frames_match_grey_conversion(path: Path) -> None:
+    """iter_frames(luma=True) skips swscale; it must be the same picture in video range."""
+    luma = [(i, t, f.copy()) for i, t, f in iter_frames(path, luma=True)]
+    grey = list(iter_frames(path))
+    assert len(luma) == len(grey)
+    for (i, t, a), (j, u, b) in zip(luma[::10], grey[::10], strict=True):
+        assert (i, t) == (j, u) and a.shape == b.shape and a.dtype == np.uint8
+        # Limited-range Y maps to full-range grey as (Y - 16) * 255 / 219.
+        expected = np.clip((a.astype(np.float64) - 16) * 255 / 219, 0, 255)
+        assert np.abs(expected - b).mean() < 2.0
