@@ -155,7 +155,8 @@ def read_truth(path: str | os.PathLike[str]) -> tuple[np.ndarray, list[str]]:
 def transition_matrix(
     behaviour_weights: Mapping[str, float] | Sequence[float] | None = None,
 ) -> np.ndarray:
-    """Jump-chain transition matrix (K, K), rows sum to 1, zero diagonal.
+    """Jump-chain transition matrix (K, K), rows sum to 1, zero diagonal (except for a
+    behaviour that is the only one with weight).
 
     ``behaviour_weights`` (by name, or one per behaviour) multiply the probability of moving
     *into* each behaviour, so a "drug" cohort can rear or groom more than its controls.
@@ -181,6 +182,9 @@ def transition_matrix(
             a[i, BEHAVIOURS.index(dst)] = float(v)
     a *= weights[None, :]
     np.fill_diagonal(a, 0.0)
+    # A behaviour with nowhere else to go (only it has weight) follows itself, bout after bout.
+    stuck = a.sum(axis=1) == 0
+    a[stuck, stuck] = 1.0
     return a / a.sum(axis=1, keepdims=True)
 
 

@@ -113,3 +113,11 @@ def test_write_dataset(tmp_path: Path) -> None:
     # Alternating polarity: the first video has a light floor, the second a dark one.
     floors = [np.percentile(next(iter_frames(v))[2], 90) for v, _ in written]
     assert floors[0] > 100 > floors[1]
+
+
+def test_single_behaviour_cohort_is_allowed() -> None:
+    only = {name: 0.0 for name in BEHAVIOURS} | {"groom": 1.0}
+    a = transition_matrix(only)
+    np.testing.assert_allclose(a.sum(axis=1), 1.0)
+    _, truth = render_session(30, seed=4, behaviour_weights=only)
+    assert set(np.unique(truth.behaviour)) == {BEHAVIOURS.index("groom")}
