@@ -18,8 +18,11 @@ from app.core.errors import BadInput, Conflict, NotFound, TooLarge
 from app.core.storage import Storage
 from app.experiments import pages as experiment_pages
 from app.experiments import routes as experiment_routes
+from app.exports import routes as export_routes
 from app.jobs import routes as job_routes
 from app.jobs.service import install_session_hooks, set_sender
+from app.syllables import routes as syllable_routes
+from app.uploads import routes as upload_routes
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -43,6 +46,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _install_error_handlers(app)
     app.include_router(experiment_routes.router)
     app.include_router(job_routes.router)
+    app.include_router(upload_routes.router)
+    app.include_router(syllable_routes.router)
+    app.include_router(export_routes.router)
     app.include_router(experiment_pages.router)
     app.mount("/static", StaticFiles(directory=str(ROOT / "static")), name="static")
 

@@ -3,5 +3,19 @@
 from app.core.db import Base
 from app.experiments.models import Cohort, Experiment, Subject, VideoSession
 from app.jobs.models import Job
+from app.syllables.models import Bout, Segmentation, Syllable, SyllableModel
+from app.uploads.models import Upload
 
-__all__ = ["Base", "Cohort", "Experiment", "Job", "Subject", "VideoSession"]
+__all__ = [
+    "Base",
+    "Bout",
+    "Cohort",
+    "Experiment",
+    "Job",
+    "Segmentation",
+    "Subject",
+    "Syllable",
+    "SyllableModel",
+    "Upload",
+    "VideoSession",
+]

@@ -1,8 +1,9 @@
 """Browser copies and thumbnails of uploaded videos.
 
 Browsers play H.264 yuv420p MP4 but not, for example, yuv444p H.264 or MPEG-4 Part 2. The copy
-keeps every frame with its presentation time, so frame ``i`` of the copy is frame ``i`` of the
-original (the ethogram's frame numbers stay valid in the player). The original is only read.
+keeps every frame with its presentation time, shifted so the first frame is at 0 s: frame ``i``
+of the copy is frame ``i`` of the original and plays at the ethogram's ``time_s`` of that frame.
+The original is only read.
 """
 
 from __future__ import annotations
@@ -57,10 +58,14 @@ def transcode_for_browser(
                 "threads": "0",
             }
             last_pts: int | None = None
+            first_pts: int | None = None
             try:
                 for frame in inp.decode(stream):
                     out_frame = frame.reformat(width=width, height=height, format="yuv420p")
-                    pts = frame.pts if frame.pts is not None else (last_pts or 0) + 1
+                    if first_pts is None:
+                        first_pts = frame.pts or 0
+                    # Start at 0 so the player's currentTime equals the ethogram's time_s.
+                    pts = frame.pts - first_pts if frame.pts is not None else (last_pts or 0) + 1
                     if last_pts is not None and pts <= last_pts:
                         pts = last_pts + 1  # keep timestamps strictly increasing
                     out_frame.pts, out_frame.time_base, last_pts = pts, frame.time_base, pts

@@ -1,34 +1,75 @@
 """Job handlers: thin glue from a job row to a service or engine function.
 
 Each handler does its slow work outside any transaction and returns a writer that stores the
-result (see ``worker.runner``).
+result (see ``worker.runner``). Files a handler makes go to paths keyed by the session or model
+id and are moved into place atomically, so a re-run after a crash overwrites, never duplicates.
 """
 
 from __future__ import annotations
 
+import time
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
 from sqlalchemy.orm import Session
 
+from app.core.config import Settings
+from app.core.db import session_factory
 from app.core.storage import Storage
 from app.experiments import service as experiments
+from app.experiments.models import VideoSession
+from app.jobs import service as jobs
 from app.jobs.models import JobKind
+from app.syllables import service as syllables
+from app.syllables.models import SyllableModel
 from model.video import probe
 from worker.runner import Handler, JobContext, PermanentJobError, ResultWriter
 
 
-def _session_file(ctx: JobContext) -> tuple[str, str]:
-    """The session's stored original (relative path) and the name the user uploaded it as."""
-    from app.core.db import session_factory
-
+def _load_session(ctx: JobContext) -> VideoSession:
     if ctx.session_id is None:
         raise PermanentJobError("this job is not attached to a session")
     with session_factory(ctx.engine)() as db:
-        session = experiments.get_session_or_raise(db, ctx.session_id)
-        return session.original_path, session.original_filename
+        return experiments.get_session_or_raise(db, ctx.session_id)
+
+
+def _storage(ctx: JobContext) -> Storage:
+    return Storage(ctx.settings.files_dir)
+
+
+class _Stages:
+    """Maps a stage's own 0..1 progress into its slice of the job's progress bar."""
+
+    def __init__(self, ctx: JobContext, stages: list[tuple[str, float]]) -> None:
+        self.ctx, self.stages = ctx, stages
+        self.start = {name: sum(w for _, w in stages[:i]) for i, (name, _) in enumerate(stages)}
+        self.weight = dict(stages)
+        self.t0 = time.monotonic()
+
+    def report(self, stage: str, fraction: float, message: str) -> None:
+        total = self.start[stage] + self.weight[stage] * max(0.0, min(1.0, fraction))
+        elapsed = time.monotonic() - self.t0
+        left = ""
+        if total > 0.05:
+            left = f", about {_duration(elapsed * (1 - total) / total)} left"
+        self.ctx.progress(total, f"{message}{left}")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{max(1, round(seconds))} s"
+    return f"{round(seconds / 60)} min"
+
+
+# ---------------------------------------------------------------------------------------------
+# probe
 
 
 def handle_probe(ctx: JobContext) -> ResultWriter:
-    relative, filename = _session_file(ctx)
-    path = Storage(ctx.settings.files_dir).abspath(relative)
+    session = _load_session(ctx)
+    path = _storage(ctx).abspath(session.original_path)
     ctx.progress(0.0, "reading the video")
     expected = _expected_frames(path)
 
@@ -36,12 +77,20 @@ def handle_probe(ctx: JobContext) -> ResultWriter:
         fraction = min(0.99, n / expected) if expected else 0.5
         ctx.progress(fraction, f"decoded {n} frames")
 
-    info = probe(path, name=filename, progress=on_frames).as_dict()
-    session_id = ctx.session_id
-    assert session_id is not None
+    info = probe(path, name=session.original_filename, progress=on_frames).as_dict()
+    settings = ctx.settings
 
-    def write(db: Session) -> dict[str, object]:
-        experiments.apply_probe(db, session_id=session_id, info=info)
+    def write(db: Session) -> dict[str, Any]:
+        experiments.apply_probe(db, session_id=session.id, info=info)
+        # Ingest follows in the same transaction, so it is queued exactly once.
+        jobs.create(
+            db,
+            kind=JobKind.ingest,
+            queue=settings.cpu_queue,
+            max_attempts=settings.job_max_attempts,
+            session_id=session.id,
+            experiment_id=session.experiment_id,
+        )
         return info
 
     return write
@@ -58,4 +107,248 @@ def _expected_frames(path: object) -> int:
         return 0
 
 
-HANDLERS: dict[str, Handler] = {JobKind.probe: handle_probe}
+# ---------------------------------------------------------------------------------------------
+# ingest: browser copy, thumbnail, preprocessing
+
+
+def session_dir(session_id: int) -> str:
+    return f"sessions/{session_id}"
+
+
+def handle_ingest(ctx: JobContext) -> ResultWriter:
+    from model.features import from_preprocessed, save
+    from model.preprocess import preprocess_video
+    from model.transcode import transcode_for_browser, write_thumbnail
+
+    session = _load_session(ctx)
+    storage = _storage(ctx)
+    original = storage.abspath(session.original_path)
+    name = session.original_filename
+    frames = session.frame_count or 1
+    folder = session_dir(session.id)
+    stages = _Stages(ctx, [("copy", 0.45), ("thumb", 0.05), ("track", 0.5)])
+
+    browser = f"{folder}/browser.mp4"
+    stages.report("copy", 0, "making a browser-playable copy")
+    transcode_for_browser(
+        original,
+        storage.abspath(browser),
+        name=name,
+        progress=lambda n: stages.report("copy", n / frames, "making a browser-playable copy"),
+    )
+    thumbnail = f"{folder}/thumbnail.jpg"
+    stages.report("thumb", 0, "making a thumbnail")
+    write_thumbnail(original, storage.abspath(thumbnail))
+    stages.report("track", 0, "finding the mouse")
+    pre = preprocess_video(
+        original,
+        crop_size=ctx.settings.crop_size,
+        progress=lambda done, total: stages.report(
+            "track", done / max(total, 1), f"finding the mouse ({done}/{total} frames)"
+        ),
+    )
+    features = from_preprocessed(pre)
+    del pre
+    features_path = f"{folder}/features.npz"
+    save(features, storage.abspath(features_path))
+    quality = dict(features.summary)
+    settings = ctx.settings
+
+    def write(db: Session) -> dict[str, Any]:
+        row = experiments.get_session_or_raise(db, session.id)
+        row.browser_path, row.thumbnail_path = browser, thumbnail
+        row.features_path, row.quality = features_path, quality
+        model = syllables.latest_ready_model(db, row.experiment_id)
+        if model is not None:  # later uploads are segmented with the frozen model
+            syllables.queue_segment(db, session=row, model=model, settings=settings)
+        return {"quality": quality}
+
+    return write
+
+
+# ---------------------------------------------------------------------------------------------
+# fit
+
+
+def model_dir(model_id: int) -> str:
+    return f"models/{model_id}"
+
+
+def handle_fit(ctx: JobContext) -> ResultWriter:
+    from model.features import load
+    from model.train import fit_model
+
+    model_id = int(ctx.params["model_id"])
+    with session_factory(ctx.engine)() as db:
+        model = syllables.get_model_or_raise(db, model_id)
+        sessions = [experiments.get_session_or_raise(db, i) for i in model.session_ids]
+        states = model.states
+    storage = _storage(ctx)
+    missing = [s.original_filename for s in sessions if not s.features_path]
+    if missing:
+        raise PermanentJobError(f"These sessions were not preprocessed: {', '.join(missing)}.")
+    ctx.progress(0.0, f"loading {len(sessions)} session(s)")
+    features = [load(storage.abspath(s.features_path or "")) for s in sessions]
+    fps = float(np.median([f.fps for f in features]))
+    curve: list[dict[str, Any]] = []
+    t0 = time.monotonic()
+
+    def progress(fraction: float, message: str, metrics: dict[str, Any]) -> None:
+        if metrics:
+            point = {k: _jsonable(v) for k, v in metrics.items()}
+            point["fraction"] = round(fraction, 4)
+            curve.append(point)
+            ctx.set_metrics(curve[-500:])
+        elapsed = time.monotonic() - t0
+        left = (
+            f", about {_duration(elapsed * (1 - fraction) / fraction)} left"
+            if fraction > 0.05
+            else ""
+        )
+        ctx.progress(fraction * 0.97, f"{message}{left}")
+
+    fitted = fit_model(
+        [f.crops_float() for f in features],
+        states=states,
+        epochs=ctx.params.get("epochs"),
+        fps=fps,
+        progress=progress,
+    )
+    fitted.summary["crop_size"] = ctx.settings.crop_size
+    artifact = model_dir(model_id)
+    fitted.save(storage.abspath(artifact))
+    summary = {k: _jsonable(v) for k, v in fitted.summary.items()}
+    settings = ctx.settings
+
+    def write(db: Session) -> dict[str, Any]:
+        queued = syllables.record_fit(
+            db,
+            model_id=model_id,
+            artifact_path=artifact,
+            summary=summary,
+            curve=curve[-500:],
+            settings=settings,
+        )
+        return {"model_id": model_id, "summary": summary, "segment_jobs": len(queued)}
+
+    return write
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, float | int | str | bool) or value is None:
+        return value
+    return str(value)
+
+
+# ---------------------------------------------------------------------------------------------
+# segment
+
+
+@lru_cache(maxsize=4)
+def _fitted(path: str) -> Any:
+    from model.artifact import FittedModel
+
+    return FittedModel.load(path)
+
+
+def handle_segment(ctx: JobContext) -> ResultWriter:
+    from model.features import load
+    from model.segment import segment_frames
+
+    model_id = int(ctx.params["model_id"])
+    session = _load_session(ctx)
+    with session_factory(ctx.engine)() as db:
+        model = syllables.get_model_or_raise(db, model_id)
+        if model.status != "ready" or not model.artifact_path:
+            raise PermanentJobError(f"model version {model.version} is not ready")
+        artifact = model.artifact_path
+    if not session.features_path:
+        raise PermanentJobError(f"{session.original_filename} has not been preprocessed yet")
+    storage = _storage(ctx)
+    ctx.progress(0.02, "loading the model and the session")
+    fitted = _fitted(str(storage.abspath(artifact)))
+    features = load(storage.abspath(session.features_path))
+    seg = segment_frames(
+        fitted,
+        features.crops_float(),
+        keep_posterior=False,
+        progress=lambda f, m: ctx.progress(0.05 + 0.9 * f, m),
+    )
+    times, fps, settings = np.asarray(features.times), features.fps, ctx.settings
+
+    def write(db: Session) -> dict[str, Any]:
+        syllables.record_segmentation(
+            db,
+            session_id=session.id,
+            model_id=model_id,
+            syllable=seg.syllable,
+            probability=seg.probability,
+            bouts=seg.bouts,
+            transition_counts=seg.transition_counts,
+            usage=seg.usage,
+            times=times,
+            fps=fps,
+        )
+        if syllables.pending_segment_jobs(db, model_id) <= 1:  # this one is the last
+            _queue_clips(db, model_id, settings)
+        return {"model_id": model_id, "bouts": len(seg.bouts)}
+
+    return write
+
+
+def _queue_clips(db: Session, model_id: int, settings: Settings) -> None:
+    model = db.get(SyllableModel, model_id)
+    if model is None:
+        return
+    jobs.create(
+        db,
+        kind=JobKind.clips,
+        queue=settings.cpu_queue,
+        max_attempts=settings.job_max_attempts,
+        experiment_id=model.experiment_id,
+        params={"model_id": model_id},
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# clips
+
+
+def handle_clips(ctx: JobContext) -> ResultWriter:
+    from worker.clips import render_model_clips
+
+    model_id = int(ctx.params["model_id"])
+    clips = render_model_clips(
+        ctx.engine,
+        _storage(ctx),
+        model_id,
+        per_syllable=ctx.settings.clips_per_syllable,
+        progress=ctx.progress,
+    )
+
+    def write(db: Session) -> dict[str, Any]:
+        model = syllables.get_model_or_raise(db, model_id)
+        for syllable in model.syllables:
+            syllable.clips = clips.get(syllable.index, [])
+        return {"clips": sum(len(v) for v in clips.values())}
+
+    return write
+
+
+HANDLERS: dict[str, Handler] = {
+    JobKind.probe: handle_probe,
+    JobKind.ingest: handle_ingest,
+    JobKind.fit: handle_fit,
+    JobKind.segment: handle_segment,
+    JobKind.clips: handle_clips,
+}
+
+__all__ = ["HANDLERS", "Path"]

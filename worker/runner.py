@@ -57,15 +57,26 @@ class JobContext:
     engine: Engine
     lost: threading.Event = field(default_factory=threading.Event)
     _progress: tuple[float, str] | None = None
+    _metrics: list[dict[str, Any]] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def progress(self, fraction: float, message: str) -> None:
         with self._lock:
             self._progress = (fraction, message)
 
+    def set_metrics(self, metrics: list[dict[str, Any]]) -> None:
+        """Live figures (e.g. the training curve) shown while the job runs."""
+        with self._lock:
+            self._metrics = list(metrics)
+
     def take_progress(self) -> tuple[float, str] | None:
         with self._lock:
             value, self._progress = self._progress, None
+            return value
+
+    def take_metrics(self) -> list[dict[str, Any]] | None:
+        with self._lock:
+            value, self._metrics = self._metrics, None
             return value
 
 
@@ -85,6 +96,7 @@ class _Heartbeat(threading.Thread):
         interval = min(1.0, self.lease_s / 3)
         while not self.stop_event.wait(interval):
             update = self.ctx.take_progress()
+            metrics = self.ctx.take_metrics()
             try:
                 with self.factory() as db:
                     ok = jobs.renew_lease(
@@ -94,6 +106,7 @@ class _Heartbeat(threading.Thread):
                         lease_seconds=self.lease_s,
                         progress=update[0] if update else None,
                         message=update[1] if update else None,
+                        metrics=metrics,
                     )
                     db.commit()
             except Exception:

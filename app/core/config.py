@@ -31,6 +31,10 @@ class Settings(BaseSettings):
     # Queue names: "cpu" for ingest work, "gpu" for fitting when a GPU worker exists.
     cpu_queue: str = "cpu"
     gpu_queue: str = "gpu"
+    # Send fit jobs to the "gpu" queue (set where a GPU worker runs, as in docker-compose.yml).
+    fit_on_gpu_queue: bool = False
+    crop_size: int = Field(default=32, ge=8, le=128)
+    clips_per_syllable: int = Field(default=6, ge=0, le=24)
     job_lease_seconds: float = Field(default=60.0, gt=0)
     job_max_attempts: int = Field(default=3, ge=1)
     reaper_interval_seconds: float = Field(default=10.0, gt=0)

@@ -62,6 +62,11 @@ class Storage:
             os.replace(tmp_name, final)
         return StoredFile(path=relative, size_bytes=size, sha256=digest)
 
+    def adopt(self, path: Path, *, sha256: str, filename: str) -> StoredFile:
+        """Move a fully received file (already hashed) into the originals, read-only."""
+        size = path.stat().st_size
+        return self._finish(str(path), sha256, size, filename)
+
     def save_chunks(self, chunks: Iterable[bytes], filename: str, max_bytes: int) -> StoredFile:
         fd, tmp_name = self._tmp()
         digest, size = hashlib.sha256(), 0
@@ -70,7 +75,7 @@ class Storage:
                 for chunk in chunks:
                     size += len(chunk)
                     if size > max_bytes:
-                        raise UploadTooLarge(_too_large(filename, max_bytes))
+                        raise UploadTooLarge(too_large_message(filename, max_bytes))
                     digest.update(chunk)
                     out.write(chunk)
                 out.flush()
@@ -90,7 +95,7 @@ class Storage:
                 async for chunk in chunks:
                     size += len(chunk)
                     if size > max_bytes:
-                        raise UploadTooLarge(_too_large(filename, max_bytes))
+                        raise UploadTooLarge(too_large_message(filename, max_bytes))
                     digest.update(chunk)
                     out.write(chunk)
                 out.flush()
@@ -101,7 +106,7 @@ class Storage:
         return self._finish(tmp_name, digest.hexdigest(), size, filename)
 
 
-def _too_large(filename: str, max_bytes: int) -> str:
+def too_large_message(filename: str, max_bytes: int) -> str:
     return (
         f"{filename} is larger than the upload limit of {max_bytes / 1024**3:.1f} GiB. "
         "Trim or compress the video, or ask an admin to raise SYLLABARY_MAX_UPLOAD_BYTES."

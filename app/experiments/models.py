@@ -114,6 +114,11 @@ class VideoSession(Base):
     pix_fmt: Mapped[str | None] = mapped_column(String(50))
     probe: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     probed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # Ingest results (paths relative to the storage root; null until ingest succeeds).
+    browser_path: Mapped[str | None] = mapped_column(String(1000))
+    thumbnail_path: Mapped[str | None] = mapped_column(String(1000))
+    features_path: Mapped[str | None] = mapped_column(String(1000))
+    quality: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     experiment: Mapped[Experiment] = relationship(back_populates="sessions")

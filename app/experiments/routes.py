@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Request, UploadFile, status
 
-from app.core.errors import TooLarge
+from app.core.errors import BadInput, TooLarge
 from app.core.storage import UploadTooLarge
 from app.deps import DbSession, SettingsDep, StorageDep
 from app.experiments import service
-from app.experiments.models import VideoSession
-from app.experiments.schemas import ExperimentCreate, ExperimentPublic, SessionPublic
+from app.experiments.models import Subject, VideoSession
+from app.experiments.schemas import (
+    CohortCreate,
+    CohortPublic,
+    ExperimentCreate,
+    ExperimentPublic,
+    ExperimentUpdate,
+    SessionPublic,
+    SessionUpdate,
+    SubjectPublic,
+    SubjectUpdate,
+)
 from app.jobs.schemas import JobPublic
 
 router = APIRouter(prefix="/api", tags=["experiments"])
@@ -40,6 +50,11 @@ def session_public(session: VideoSession) -> SessionPublic:
         codec=session.codec,
         pix_fmt=session.pix_fmt,
         created_at=session.created_at,
+        quality=session.quality,
+        thumbnail_url=f"/api/sessions/{session.id}/thumbnail.jpg"
+        if session.thumbnail_path
+        else None,
+        video_url=f"/api/sessions/{session.id}/video" if session.browser_path else None,
         jobs=[JobPublic.model_validate(job) for job in session.jobs],
     )
 
@@ -107,3 +122,101 @@ async def upload_session(
 @router.get("/sessions/{session_id}")
 def get_session(session_id: int, db: DbSession) -> SessionPublic:
     return session_public(service.get_session_or_raise(db, session_id))
+
+
+@router.patch("/experiments/{experiment_id}")
+def update_experiment(
+    experiment_id: int, body: ExperimentUpdate, db: DbSession
+) -> ExperimentPublic:
+    experiment = service.get_experiment_or_raise(db, experiment_id)
+    service.update_experiment(db, experiment, name=body.name, description=body.description)
+    db.commit()
+    return ExperimentPublic.model_validate(experiment)
+
+
+@router.get("/experiments/{experiment_id}/cohorts")
+def list_cohorts(experiment_id: int, db: DbSession) -> list[CohortPublic]:
+    service.get_experiment_or_raise(db, experiment_id)
+    return [CohortPublic.model_validate(c) for c in service.list_cohorts(db, experiment_id)]
+
+
+@router.post("/experiments/{experiment_id}/cohorts", status_code=status.HTTP_201_CREATED)
+def create_cohort(experiment_id: int, body: CohortCreate, db: DbSession) -> CohortPublic:
+    experiment = service.get_experiment_or_raise(db, experiment_id)
+    cohort = service.get_or_create_cohort(db, experiment=experiment, name=body.name)
+    if body.description:
+        cohort.description = body.description
+    db.commit()
+    return CohortPublic.model_validate(cohort)
+
+
+def subject_public(subject: Subject) -> SubjectPublic:
+    return SubjectPublic(
+        id=subject.id,
+        name=subject.name,
+        cohort=subject.cohort.name if subject.cohort else None,
+        sex=subject.sex,
+        age=subject.age,
+        genotype=subject.genotype,
+        notes=subject.notes,
+        session_ids=[s.id for s in subject.sessions],
+    )
+
+
+@router.get("/experiments/{experiment_id}/subjects")
+def list_subjects(experiment_id: int, db: DbSession) -> list[SubjectPublic]:
+    service.get_experiment_or_raise(db, experiment_id)
+    return [subject_public(s) for s in service.list_subjects(db, experiment_id)]
+
+
+@router.patch("/subjects/{subject_id}")
+def update_subject(subject_id: int, body: SubjectUpdate, db: DbSession) -> SubjectPublic:
+    subject = service.get_subject_or_raise(db, subject_id)
+    service.update_subject(
+        db,
+        subject,
+        cohort_name=body.cohort,
+        name=body.name,
+        sex=body.sex,
+        age=body.age,
+        genotype=body.genotype,
+        notes=body.notes,
+    )
+    db.commit()
+    return subject_public(subject)
+
+
+@router.patch("/sessions/{session_id}")
+def update_session(session_id: int, body: SessionUpdate, db: DbSession) -> SessionPublic:
+    session = service.get_session_or_raise(db, session_id)
+    service.update_session(
+        db,
+        session,
+        subject_name=body.subject,
+        cohort_name=body.cohort,
+        recorded_on=body.recorded_on,
+        notes=body.notes,
+    )
+    db.commit()
+    db.refresh(session)
+    return session_public(session)
+
+
+@router.post("/experiments/{experiment_id}/assignments")
+async def assign_from_csv(
+    experiment_id: int,
+    db: DbSession,
+    file: Annotated[UploadFile, File(description="CSV with columns filename,subject,cohort")],
+) -> dict[str, Any]:
+    """Assign subjects and cohorts to many sessions at once, by original file name."""
+    experiment = service.get_experiment_or_raise(db, experiment_id)
+    raw = await file.read(5 * 1024 * 1024 + 1)
+    if len(raw) > 5 * 1024 * 1024:
+        raise BadInput("The assignment CSV is larger than 5 MB; split it.")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadInput("The assignment CSV must be UTF-8 text (filename,subject,cohort).") from exc
+    result = service.assign_from_csv(db, experiment, text)
+    db.commit()
+    return result

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -21,12 +22,49 @@ class ExperimentPublic(BaseModel):
     created_at: datetime
 
 
-class SubjectPublic(BaseModel):
+class ExperimentUpdate(BaseModel):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=10_000)
+
+
+class CohortCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=10_000)
+
+
+class CohortPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: int
     name: str
+    description: str
+
+
+class SubjectPublic(BaseModel):
+    id: int
+    name: str
     cohort: str | None
+    sex: str
+    age: str
+    genotype: str
+    notes: str
+    session_ids: list[int]
+
+
+class SubjectUpdate(BaseModel):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    cohort: str | None = Field(default=None, max_length=200, description='"" removes the cohort')
+    sex: str | None = Field(default=None, max_length=20)
+    age: str | None = Field(default=None, max_length=50)
+    genotype: str | None = Field(default=None, max_length=200)
+    notes: str | None = Field(default=None, max_length=10_000)
+
+
+class SessionUpdate(BaseModel):
+    subject: str | None = Field(default=None, max_length=200)
+    cohort: str | None = Field(default=None, max_length=200)
+    recorded_on: date | None = None
+    notes: str | None = Field(default=None, max_length=10_000)
 
 
 class ProbePublic(BaseModel):
@@ -58,4 +96,7 @@ class SessionPublic(BaseModel):
     codec: str | None
     pix_fmt: str | None
     created_at: datetime
+    quality: dict[str, Any] | None = None
+    thumbnail_url: str | None = None
+    video_url: str | None = None
     jobs: list[JobPublic]

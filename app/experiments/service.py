@@ -163,3 +163,118 @@ def count_sessions(db: Session, experiment_id: int) -> int:
 
 def session_jobs(db: Session, session_id: int) -> list[Job]:
     return list(db.scalars(select(Job).where(Job.session_id == session_id).order_by(Job.id)))
+
+
+def list_cohorts(db: Session, experiment_id: int) -> list[Cohort]:
+    return list(
+        db.scalars(
+            select(Cohort).where(Cohort.experiment_id == experiment_id).order_by(Cohort.name)
+        )
+    )
+
+
+def list_subjects(db: Session, experiment_id: int) -> list[Subject]:
+    return list(
+        db.scalars(
+            select(Subject).where(Subject.experiment_id == experiment_id).order_by(Subject.name)
+        )
+    )
+
+
+def get_subject_or_raise(db: Session, subject_id: int) -> Subject:
+    subject = db.get(Subject, subject_id)
+    if subject is None:
+        raise NotFound(f"Subject {subject_id} does not exist.")
+    return subject
+
+
+def update_experiment(
+    db: Session, experiment: Experiment, *, name: str | None, description: str | None
+) -> Experiment:
+    if name is not None:
+        if not name.strip():
+            raise BadInput("An experiment needs a name.")
+        experiment.name = name.strip()
+    if description is not None:
+        experiment.description = description
+    return experiment
+
+
+def update_subject(
+    db: Session, subject: Subject, *, cohort_name: str | None, **fields: Any
+) -> Subject:
+    """Change a subject's metadata; ``cohort_name`` moves it (created if new; "" removes it)."""
+    experiment = subject.experiment
+    if cohort_name is not None:
+        subject.cohort = (
+            get_or_create_cohort(db, experiment=experiment, name=cohort_name)
+            if cohort_name.strip()
+            else None
+        )
+    for key in ("name", "sex", "age", "genotype", "notes"):
+        value = fields.get(key)
+        if value is not None:
+            setattr(subject, key, value.strip())
+    return subject
+
+
+def update_session(
+    db: Session,
+    session: VideoSession,
+    *,
+    subject_name: str | None,
+    cohort_name: str | None,
+    recorded_on: Any = None,
+    notes: str | None = None,
+) -> VideoSession:
+    """Assign a session to a subject (and the subject to a cohort), or edit its notes."""
+    experiment = session.experiment
+    if subject_name is not None:
+        cohort = (
+            get_or_create_cohort(db, experiment=experiment, name=cohort_name)
+            if cohort_name and cohort_name.strip()
+            else None
+        )
+        session.subject = (
+            get_or_create_subject(db, experiment=experiment, name=subject_name, cohort=cohort)
+            if subject_name.strip()
+            else None
+        )
+    elif cohort_name is not None and session.subject is not None:
+        update_subject(db, session.subject, cohort_name=cohort_name)
+    if recorded_on is not None:
+        session.recorded_on = recorded_on
+    if notes is not None:
+        session.notes = notes
+    return session
+
+
+def assign_from_csv(db: Session, experiment: Experiment, text: str) -> dict[str, Any]:
+    """Apply a ``filename,subject,cohort`` CSV to the experiment's sessions by file name.
+
+    Returns what was assigned and which rows matched no session, so the user can fix them.
+    """
+    import csv
+    import io
+
+    reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
+    rows = [r for r in reader if any(cell.strip() for cell in r)]
+    if rows and [c.strip().lower() for c in rows[0][:3]] == ["filename", "subject", "cohort"]:
+        rows = rows[1:]
+    by_name: dict[str, list[VideoSession]] = {}
+    for session in experiment.sessions:
+        by_name.setdefault(session.original_filename, []).append(session)
+    assigned, unmatched = 0, []
+    for number, row in enumerate(rows, start=1):
+        if len(row) < 2:
+            raise BadInput(f"Row {number} needs at least filename and subject: {row}.")
+        filename, subject = row[0].strip(), row[1].strip()
+        cohort = row[2].strip() if len(row) > 2 else ""
+        matches = by_name.get(filename, [])
+        if not matches:
+            unmatched.append(filename)
+            continue
+        for session in matches:
+            update_session(db, session, subject_name=subject, cohort_name=cohort)
+            assigned += 1
+    return {"assigned": assigned, "unmatched": unmatched}

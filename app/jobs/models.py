@@ -28,7 +28,11 @@ class JobStatus(enum.StrEnum):
 
 
 class JobKind(enum.StrEnum):
-    probe = "probe"
+    probe = "probe"  # read the upload: frame count, rate, size, codec
+    ingest = "ingest"  # browser copy, thumbnail, preprocessing (mouse track, crops)
+    fit = "fit"  # train an experiment's model
+    segment = "segment"  # apply a model to one session
+    clips = "clips"  # render example clips of a model's syllables
 
 
 class Job(Base):
@@ -52,6 +56,8 @@ class Job(Base):
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime, index=True)
     progress: Mapped[float] = mapped_column(Float, default=0.0)
     progress_message: Mapped[str] = mapped_column(String(500), default="")
+    # Live figures a job reports while it runs (e.g. the training curve of a fit).
+    metrics: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)

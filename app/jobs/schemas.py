@@ -19,6 +19,7 @@ class JobPublic(BaseModel):
     max_attempts: int
     progress: float
     progress_message: str
+    metrics: list[dict[str, Any]] = []
     error: str | None
     result: dict[str, Any] | None
     created_at: datetime

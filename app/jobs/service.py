@@ -98,6 +98,7 @@ def create(
         progress=0.0,
         progress_message="waiting for a worker",
         attempts=0,
+        metrics=[],
     )
     db.add(job)
     enqueue_after_commit(db, job)
@@ -148,6 +149,7 @@ def renew_lease(
     lease_seconds: float,
     progress: float | None = None,
     message: str | None = None,
+    metrics: list[dict[str, Any]] | None = None,
 ) -> bool:
     """Extend the lease (and record progress). False when the job is no longer ours."""
     now = utcnow()
@@ -159,6 +161,8 @@ def renew_lease(
         values["progress"] = max(0.0, min(1.0, progress))
     if message is not None:
         values["progress_message"] = message[:500]
+    if metrics is not None:
+        values["metrics"] = metrics
     result = db.execute(
         update(Job)
         .where(*_guard(job_id, worker_id))
@@ -279,7 +283,8 @@ def reap(db: Session, *, requeue_after_s: float) -> dict[str, list[int]]:
             )
             out["failed"].append(job.id)
     stale = db.scalars(
-        select(Job).where(
+        select(Job)
+        .where(
             Job.status == JobStatus.queued,
             Job.enqueued_at < now - timedelta(seconds=requeue_after_s),
         )

@@ -67,7 +67,7 @@ def test_probe_job_end_to_end(backend, make_app, workers, shared_data) -> None:
     assert job["status"] == "succeeded", (job, workers.logs())
     assert job["attempts"] == 1
     got = client.get(f"/api/sessions/{session['id']}").json()
-    assert got["status"] == "ready"
+    assert got["status"] in ("processing", "ready")  # ingest follows the probe
     assert got["frame_count"] == TRACKTOR_FRAMES
     assert (got["width"], got["height"], got["codec"]) == (640, 480, "h264")
     assert got["fps"] == pytest.approx(30.0)
@@ -78,6 +78,19 @@ def test_probe_job_end_to_end(backend, make_app, workers, shared_data) -> None:
     assert got["sha256"] == hashlib.sha256(TRACKTOR.read_bytes()).hexdigest()
     assert not os.access(original, os.W_OK) or os.geteuid() == 0
     assert original.stat().st_mode & 0o222 == 0
+
+    # Ingest (browser copy, thumbnail, mouse tracking) runs next, on the same worker.
+    ready = wait_for(
+        lambda: (s := client.get(f"/api/sessions/{session['id']}").json())["status"]
+        in ("ready", "failed")
+        and s,
+        timeout=300,
+        what="ingest",
+    )
+    assert ready["status"] == "ready", (ready["jobs"], workers.logs()[-3000:])
+    assert ready["quality"]["frames"] == TRACKTOR_FRAMES
+    assert ready["quality"]["fraction_no_mouse"] < 0.05
+    assert hashlib.sha256(original.read_bytes()).hexdigest() == got["sha256"]  # still unchanged
 
 
 def test_worker_killed_mid_job_is_recovered_exactly_once(
@@ -103,7 +116,8 @@ def test_worker_killed_mid_job_is_recovered_exactly_once(
     assert job["attempts"] == 2
     got = client.get(f"/api/sessions/{session['id']}").json()
     assert got["frame_count"] == TRACKTOR_FRAMES
-    assert len(got["jobs"]) == 1  # one job, one result, no duplicate
+    # One probe job, one result, and the ingest it chains to was queued exactly once.
+    assert [j["kind"] for j in got["jobs"]] == ["probe", "ingest"]
 
 
 def test_bad_files_fail_clearly_and_worker_keeps_serving(

@@ -1,0 +1,46 @@
+"""Downloads: ethogram and bouts CSV per session, ZIP per experiment. They stream at once."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import StreamingResponse
+
+from app.deps import DbSession, StorageDep
+from app.experiments import service as experiments
+from app.exports import service
+
+router = APIRouter(prefix="/api", tags=["exports"])
+
+
+def _attachment(name: str) -> dict[str, str]:
+    return {"Content-Disposition": f'attachment; filename="{name}"'}
+
+
+@router.get("/sessions/{session_id}/ethogram.csv", response_class=StreamingResponse)
+def ethogram_csv(session_id: int, db: DbSession, storage: StorageDep) -> StreamingResponse:
+    session = experiments.get_session_or_raise(db, session_id)
+    chunks = service.ethogram_csv(db, storage, session)
+    stem = session.original_filename.rsplit(".", 1)[0]
+    return StreamingResponse(
+        chunks, media_type="text/csv", headers=_attachment(f"{stem}.ethogram.csv")
+    )
+
+
+@router.get("/sessions/{session_id}/bouts.csv", response_class=StreamingResponse)
+def bouts_csv(session_id: int, db: DbSession, storage: StorageDep) -> StreamingResponse:
+    session = experiments.get_session_or_raise(db, session_id)
+    chunks = service.bouts_csv(db, storage, session)
+    stem = session.original_filename.rsplit(".", 1)[0]
+    return StreamingResponse(
+        chunks, media_type="text/csv", headers=_attachment(f"{stem}.bouts.csv")
+    )
+
+
+@router.get("/experiments/{experiment_id}/export.zip", response_class=StreamingResponse)
+def experiment_zip(experiment_id: int, db: DbSession, storage: StorageDep) -> StreamingResponse:
+    experiment = experiments.get_experiment_or_raise(db, experiment_id)
+    return StreamingResponse(
+        service.experiment_zip(db, storage, experiment),
+        media_type="application/zip",
+        headers=_attachment(f"experiment_{experiment.id}.zip"),
+    )

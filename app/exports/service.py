@@ -1,0 +1,191 @@
+"""Exports: per-session ethogram and bouts CSV, and a ZIP of a whole experiment, streamed."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import zipfile
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+from sqlalchemy.orm import Session
+
+from app.core.errors import NotFound
+from app.core.storage import Storage
+from app.experiments.models import Experiment, VideoSession
+from app.syllables import service as syllables
+
+
+class _Pipe(io.RawIOBase):
+    """A write-only, unseekable buffer that a generator drains: lets zipfile stream."""
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self.chunks.append(bytes(data))
+        return len(data)
+
+    def drain(self) -> bytes:
+        out, self.chunks = b"".join(self.chunks), []
+        return out
+
+
+def _segmented(db: Session, session: VideoSession) -> tuple[Any, np.ndarray, dict[int, str]]:
+    segmentation = syllables.latest_segmentation(db, session.id)
+    if segmentation is None:
+        raise NotFound(
+            f"Session {session.id} has not been segmented yet: fit a model on its experiment "
+            "(or wait for segmentation to finish)."
+        )
+    bouts = syllables.session_bouts(db, segmentation.id)
+    names = syllables.syllable_names(db, segmentation.model_id)
+    return segmentation, bouts, names
+
+
+def ethogram_csv(db: Session, storage: Storage, session: VideoSession) -> Iterator[str]:
+    """The ethogram CSV of a session, one row per frame (architecture.md's columns)."""
+    from model.ethogram import ethogram_chunks
+    from model.features import load
+
+    segmentation, bouts, names = _segmented(db, session)
+    if not session.features_path:
+        raise NotFound(f"Session {session.id} has no preprocessing results.")
+    features = load(storage.abspath(session.features_path))
+    labels = syllables.labels_from_bouts(bouts, segmentation.frame_count)
+    quality = [features.quality_names[q] for q in np.asarray(features.quality)]
+    return ethogram_chunks(
+        syllable=labels,
+        probability=syllables.probability_of(segmentation),
+        times=np.asarray(features.times),
+        names=names,
+        scalars={k: np.asarray(v) for k, v in features.scalars.items()},
+        quality=quality,
+    )
+
+
+def bouts_csv(db: Session, storage: Storage, session: VideoSession) -> Iterator[str]:
+    from model.ethogram import bouts_chunks
+    from model.features import load
+
+    _segmentation, bouts, names = _segmented(db, session)
+    if not session.features_path:
+        raise NotFound(f"Session {session.id} has no preprocessing results.")
+    features = load(storage.abspath(session.features_path))
+    return bouts_chunks(
+        bouts=[tuple(int(v) for v in row) for row in bouts],  # type: ignore[misc]
+        times=np.asarray(features.times),
+        fps=features.fps,
+        names=names,
+    )
+
+
+def _csv_text(rows: list[list[Any]]) -> str:
+    buf = io.StringIO()
+    csv.writer(buf).writerows(rows)
+    return buf.getvalue()
+
+
+def sessions_table(experiment: Experiment) -> str:
+    rows: list[list[Any]] = [
+        [
+            "session_id",
+            "file",
+            "subject",
+            "cohort",
+            "sex",
+            "age",
+            "genotype",
+            "recorded_on",
+            "frames",
+            "fps",
+            "duration_s",
+            "fraction_no_mouse",
+        ]
+    ]
+    for s in experiment.sessions:
+        subject = s.subject
+        rows.append(
+            [
+                s.id,
+                s.original_filename,
+                subject.name if subject else "",
+                subject.cohort.name if subject and subject.cohort else "",
+                subject.sex if subject else "",
+                subject.age if subject else "",
+                subject.genotype if subject else "",
+                s.recorded_on or "",
+                s.frame_count or "",
+                s.fps or "",
+                s.duration_s or "",
+                (s.quality or {}).get("fraction_no_mouse", ""),
+            ]
+        )
+    return _csv_text(rows)
+
+
+def experiment_zip(db: Session, storage: Storage, experiment: Experiment) -> Iterator[bytes]:
+    """A ZIP of the experiment: every segmented session's CSVs, the sessions table with
+    subject and cohort metadata, the model's syllable table and transition matrix."""
+    pipe = _Pipe()
+    with zipfile.ZipFile(pipe, mode="w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("sessions.csv", sessions_table(experiment))
+        yield pipe.drain()
+        model = syllables.latest_ready_model(db, experiment.id)
+        if model is not None:
+            stats = syllables.syllable_statistics(db, model.id)
+            table: list[list[Any]] = [
+                ["syllable", "name", "description", "usage", "bouts", "median_duration_s"]
+            ]
+            for s in model.syllables:
+                st = stats.get(s.index, {})
+                table.append(
+                    [
+                        s.index,
+                        s.label,
+                        s.description,
+                        round(st.get("usage", 0.0), 6),
+                        st.get("bout_count", 0),
+                        st.get("median_duration_s", ""),
+                    ]
+                )
+            zf.writestr("syllables.csv", _csv_text(table))
+            matrix = syllables.transition_matrix(db, model.id, model.states)
+            header = ["from \\ to", *[str(k) for k in range(model.states)]]
+            zf.writestr(
+                "transition_matrix.csv",
+                _csv_text([header, *[[k, *row] for k, row in enumerate(matrix)]]),
+            )
+            zf.writestr(
+                "model.json",
+                json.dumps(
+                    {"version": model.version, "states": model.states, "id": model.id},
+                    indent=2,
+                ),
+            )
+            yield pipe.drain()
+        for session in experiment.sessions:
+            if syllables.latest_segmentation(db, session.id) is None:
+                continue
+            stem = f"session_{session.id}_{_safe(session.original_filename)}"
+            for name, chunks in (
+                (f"{stem}.ethogram.csv", ethogram_csv(db, storage, session)),
+                (f"{stem}.bouts.csv", bouts_csv(db, storage, session)),
+            ):
+                with zf.open(f"sessions/{name}", mode="w") as member:
+                    for chunk in chunks:
+                        member.write(chunk.encode())
+                        if len(pipe.chunks) > 16:
+                            yield pipe.drain()
+                yield pipe.drain()
+    yield pipe.drain()
+
+
+def _safe(filename: str) -> str:
+    stem = filename.rsplit(".", 1)[0]
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in stem)[:80] or "video"

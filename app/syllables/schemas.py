@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class FitRequest(BaseModel):
+    states: int = Field(default=40, ge=2, le=100, description="most syllables the model may use")
+    epochs: int | None = Field(default=None, ge=1, le=1000, description="default: automatic")
+    session_ids: list[int] | None = Field(default=None, description="default: every ready session")
+
+
+class ClipPublic(BaseModel):
+    url: str
+    session_id: int
+    start_frame: int
+    end_frame: int
+
+
+class SyllablePublic(BaseModel):
+    id: int
+    index: int
+    name: str
+    label: str
+    description: str
+    color: str
+    usage: float
+    bout_count: int
+    median_duration_s: float | None
+    durations_s: list[float]
+    clips: list[ClipPublic]
+
+
+class SyllableUpdate(BaseModel):
+    name: str | None = Field(default=None, max_length=200)
+    description: str | None = Field(default=None, max_length=10_000)
+
+
+class ModelPublic(BaseModel):
+    id: int
+    experiment_id: int
+    version: int
+    status: str
+    states: int
+    states_used: int | None
+    median_duration_s: float | None
+    session_ids: list[int]
+    settings: dict[str, Any]
+    training_curve: list[dict[str, Any]]
+    created_at: datetime
+    fitted_at: datetime | None
+    job_id: int | None
+    transition_matrix: list[list[float]] | None = None
+    syllables: list[SyllablePublic] = []
+
+
+class BoutsColumns(BaseModel):
+    start: list[int]
+    end: list[int]
+    syllable: list[int]
+
+
+class ViewerData(BaseModel):
+    session_id: int
+    video_url: str | None
+    fps: float
+    frame_count: int
+    duration_s: float
+    first_time_s: float
+    model: dict[str, int] | None
+    syllables: list[dict[str, Any]]
+    bouts: BoutsColumns
+    tracks: dict[str, list[float]]
+    quality: dict[str, Any] | None

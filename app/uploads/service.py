@@ -1,0 +1,195 @@
+"""Resumable uploads: a file arrives in chunks (``Content-Range``), possibly over several
+connections; bytes go straight to a partial file on disk (never held in memory), the sha256
+runs as they arrive, and the last chunk turns the upload into a session.
+
+A duplicate of a file already uploaded to the experiment is recognised by its sha256 and not
+stored twice: the existing session is returned.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import threading
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.core.config import Settings
+from app.core.errors import BadInput, Conflict, NotFound, TooLarge
+from app.core.storage import Storage, StoredFile, UploadTooLarge, too_large_message
+from app.experiments import service as experiments
+from app.experiments.models import Experiment, VideoSession
+from app.uploads.models import Upload
+
+CHUNK_SIZE = 8 * 1024 * 1024
+_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+)$")
+
+# Running hashes of uploads in progress in this process; rebuilt from the partial file when
+# missing (a restart, or a chunk that went to another web process).
+_hashers: dict[str, tuple[int, Any]] = {}
+_hash_lock = threading.Lock()
+
+
+def _partial(storage: Storage, upload_id: str) -> Path:
+    return storage.abspath(f"uploads/{upload_id}.part")
+
+
+def start(
+    db: Session,
+    *,
+    experiment: Experiment,
+    filename: str,
+    size: int,
+    subject: str | None,
+    cohort: str | None,
+    settings: Settings,
+    storage: Storage,
+) -> Upload:
+    if size < 0:
+        raise BadInput("size must be the file's length in bytes (0 or more).")
+    if size > settings.max_upload_bytes:
+        raise TooLarge(too_large_message(filename, settings.max_upload_bytes))
+    upload = Upload(
+        id=uuid.uuid4().hex,
+        experiment_id=experiment.id,
+        filename=Path(filename).name[:500] or "video",
+        size_bytes=size,
+        received_bytes=0,
+        subject=(subject or "").strip() or None,
+        cohort=(cohort or "").strip() or None,
+        status="receiving",
+    )
+    db.add(upload)
+    db.flush()
+    path = _partial(storage, upload.id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch()
+    return upload
+
+
+def get_or_raise(db: Session, upload_id: str) -> Upload:
+    upload = db.get(Upload, upload_id)
+    if upload is None:
+        raise NotFound(f"Upload {upload_id} does not exist (or has expired); start it again.")
+    return upload
+
+
+def parse_range(header: str | None, total: int) -> tuple[int, int]:
+    """``Content-Range: bytes START-END/TOTAL`` → (start, end_exclusive)."""
+    match = _RANGE.match((header or "").strip())
+    if not match:
+        raise BadInput("Send each chunk with a header 'Content-Range: bytes START-END/TOTAL'.")
+    start, end, declared = (int(g) for g in match.groups())
+    if declared != total:
+        raise BadInput(f"Content-Range total {declared} differs from the upload's size {total}.")
+    if end < start or end >= total:
+        raise BadInput(f"Content-Range {start}-{end} is outside 0-{total - 1}.")
+    return start, end + 1
+
+
+def _hasher_at(path: Path, upload_id: str, offset: int) -> Any:
+    with _hash_lock:
+        held = _hashers.pop(upload_id, None)
+    if held is not None and held[0] == offset:
+        return held[1]
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        remaining = offset
+        while remaining > 0:
+            block = fh.read(min(CHUNK_SIZE, remaining))
+            if not block:
+                break
+            digest.update(block)
+            remaining -= len(block)
+    return digest
+
+
+async def receive_chunk(
+    db: Session,
+    *,
+    upload: Upload,
+    content_range: str | None,
+    body: AsyncIterator[bytes],
+    settings: Settings,
+    storage: Storage,
+) -> VideoSession | None:
+    """Append one chunk. It must start where the received bytes end (ask GET to resume).
+
+    Returns the session when this chunk completed the upload.
+    """
+    if upload.status != "receiving":
+        raise Conflict(f"Upload {upload.id} is already {upload.status}.")
+    if upload.size_bytes == 0:
+        start, end = 0, 0
+    else:
+        start, end = parse_range(content_range, upload.size_bytes)
+    if start != upload.received_bytes:
+        raise Conflict(
+            f"This chunk starts at byte {start} but the server has {upload.received_bytes} "
+            f"bytes of {upload.filename}; continue from byte {upload.received_bytes}."
+        )
+    path = _partial(storage, upload.id)
+    digest = _hasher_at(path, upload.id, start)
+    written = 0
+    with path.open("r+b") as out:
+        out.seek(start)
+        out.truncate()
+        async for data in body:
+            written += len(data)
+            if start + written > end:
+                out.truncate(start)
+                raise BadInput(f"The chunk is longer than its Content-Range ({end - start} bytes).")
+            out.write(data)
+            digest.update(data)
+        out.flush()
+        os.fsync(out.fileno())
+    if start + written != end:
+        with path.open("r+b") as out:
+            out.truncate(start)
+        raise BadInput(
+            f"The chunk ended after {written} of {end - start} bytes (connection dropped?); "
+            f"send it again from byte {start}."
+        )
+    upload.received_bytes = end
+    if end < upload.size_bytes:
+        with _hash_lock:
+            _hashers[upload.id] = (end, digest)
+        return None
+    return _finish(db, upload=upload, sha256=digest.hexdigest(), settings=settings, storage=storage)
+
+
+def _finish(
+    db: Session, *, upload: Upload, sha256: str, settings: Settings, storage: Storage
+) -> VideoSession:
+    experiment = experiments.get_experiment_or_raise(db, upload.experiment_id)
+    existing = db.scalar(
+        select(VideoSession).where(
+            VideoSession.experiment_id == experiment.id, VideoSession.sha256 == sha256
+        )
+    )
+    path = _partial(storage, upload.id)
+    if existing is not None:
+        path.unlink(missing_ok=True)
+        upload.status, upload.session_id = "duplicate", existing.id
+        return existing
+    try:
+        stored: StoredFile = storage.adopt(path, sha256=sha256, filename=upload.filename)
+    except UploadTooLarge as exc:  # pragma: no cover - checked at start
+        raise TooLarge(str(exc)) from exc
+    session = experiments.create_session(
+        db,
+        experiment=experiment,
+        stored=stored,
+        filename=upload.filename,
+        subject_name=upload.subject,
+        cohort_name=upload.cohort,
+        settings=settings,
+    )
+    upload.status, upload.session_id = "done", session.id
+    return session
