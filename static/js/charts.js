@@ -27,16 +27,21 @@ export function qualityFlags(quality) {
 
 /** The training bound against the step, with the number of states in use on a second axis. */
 export function trainingCurve(el, metrics) {
-  const steps = metrics.map((m, i) => m.step ?? m.epoch ?? i);
-  const bound = metrics.map((m) => m.bound ?? m.elbo ?? m.loss ?? null);
-  const traces = [{ x: steps, y: bound, name: "training bound", mode: "lines", line: { color: "#2b6cb0", width: 2 } }];
+  // Steps may restart at each training stage: plot against the update's rank then.
+  const raw = metrics.map((m) => m.step ?? m.epoch);
+  const increasing = raw.every((v, i) => v != null && (i === 0 || v > raw[i - 1]));
+  const steps = increasing ? raw : metrics.map((_, i) => i);
+  const bound = metrics.map((m) => m.bound ?? m.elbo_per_frame ?? m.elbo ?? (m.loss != null ? -m.loss : null));
+  const stages = metrics.map((m) => (m.stage != null ? `stage ${m.stage}` : ""));
+  const traces = [{ x: steps, y: bound, text: stages, name: "training bound", mode: "lines+markers",
+    marker: { size: 4 }, line: { color: "#2b6cb0", width: 2 }, hovertemplate: "%{y:.4g} %{text}<extra></extra>" }];
   if (metrics.some((m) => m.states_used != null)) {
     traces.push({ x: steps, y: metrics.map((m) => m.states_used ?? null), name: "states used", yaxis: "y2",
       mode: "lines", line: { color: "#dd6b20", width: 1.5, dash: "dot" } });
   }
   const layout = baseLayout({
-    xaxis: { title: { text: "step" }, zeroline: false },
-    yaxis: { title: { text: "bound (higher is better)" }, zeroline: false },
+    xaxis: { title: { text: increasing ? "step" : "update" }, zeroline: false },
+    yaxis: { title: { text: "bound per frame (higher is better)" }, zeroline: false },
     yaxis2: { title: { text: "states used" }, overlaying: "y", side: "right", rangemode: "tozero", showgrid: false },
     legend: { orientation: "h", y: 1.12 },
     margin: { l: 65, r: 50, t: 25, b: 40 },

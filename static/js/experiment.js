@@ -25,7 +25,7 @@ function sessionActive(s) {
 }
 
 function etaText(job) {
-  if (job.status !== "running") return "";
+  if (job.status !== "running" || /\bleft\b/.test(job.progress_message || "")) return "";
   const now = performance.now() / 1000;
   const first = etaSamples.get(job.id);
   if (!first) {

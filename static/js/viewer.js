@@ -118,13 +118,19 @@ function layout() {
       zeroline: false, title: { text: "syllable" } },
     yaxis2: { domain: [0.34, 0.6], fixedrange: true, zeroline: false, title: { text: "speed" }, rangemode: "tozero" },
     yaxis: { domain: [0, 0.28], range: [0, 1.05], fixedrange: true, zeroline: false, title: { text: "probability" } },
-    shapes: [{ type: "line", xref: "x", yref: "paper", x0: state.first, x1: state.first, y0: 0, y1: 1,
-      line: { color: "#111", width: 1.5 }, layer: "above" }],
+    shapes: [cursorShape(state.first)],
   });
 }
 
 // ------------------------------------------------------------------------------------------
 // Cursor: one shape, moved with Plotly.relayout; at most one relayout in flight.
+// Replacing the whole `shapes` array costs ~1 ms whatever the figure holds, where editing
+// `shapes[0].x0` makes Plotly recompute the figure (~300 ms with 5,000 bouts): measured in Chromium.
+
+function cursorShape(t) {
+  return { type: "line", xref: "x", yref: "paper", x0: t, x1: t, y0: 0, y1: 1,
+    line: { color: "#111", width: 2 }, layer: "above" };
+}
 
 let cursorTarget = null;
 let cursorBusy = false;
@@ -140,7 +146,7 @@ async function drawCursor() {
     while (cursorTarget !== null) {
       const t = cursorTarget;
       cursorTarget = null;
-      const update = { "shapes[0].x0": t, "shapes[0].x1": t };
+      const update = { shapes: [cursorShape(t)] };
       if (document.getElementById("follow").checked && !video.paused) {
         const [a, b] = plot._fullLayout.xaxis.range;
         const width = b - a;
