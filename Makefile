@@ -35,7 +35,11 @@ lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy app worker
 
-test: lint
+# Debian's Chromium for the browser tests (tests/e2e); Playwright's own download is never used.
+browser:
+	@command -v chromium >/dev/null 2>&1 || (apt-get update && apt-get install -y chromium)
+
+test: lint browser
 	$(BIN)/pytest
 
 clean:
