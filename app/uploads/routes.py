@@ -68,9 +68,11 @@ def start_upload(
 
 
 @router.get("/uploads/{upload_id}")
-def get_upload(upload_id: str, db: DbSession) -> UploadPublic:
+def get_upload(upload_id: str, db: DbSession, storage: StorageDep) -> UploadPublic:
     """How many bytes arrived: a client resumes from ``received_bytes``."""
-    return upload_public(service.get_or_raise(db, upload_id))
+    upload = service.reconcile(service.get_or_raise(db, upload_id), storage)
+    db.commit()
+    return upload_public(upload)
 
 
 @router.put("/uploads/{upload_id}")

@@ -80,6 +80,19 @@ def get_or_raise(db: Session, upload_id: str) -> Upload:
     return upload
 
 
+def reconcile(upload: Upload, storage: Storage) -> Upload:
+    """After a crash the partial file may hold fewer bytes than recorded (chunks are synced to
+    disk only at the end, for speed): resume from what is really on disk."""
+    if upload.status == "receiving":
+        path = _partial(storage, upload.id)
+        on_disk = path.stat().st_size if path.exists() else 0
+        if on_disk < upload.received_bytes:
+            upload.received_bytes = on_disk
+            with _hash_lock:
+                _hashers.pop(upload.id, None)
+    return upload
+
+
 def parse_range(header: str | None, total: int) -> tuple[int, int]:
     """``Content-Range: bytes START-END/TOTAL`` → (start, end_exclusive)."""
     match = _RANGE.match((header or "").strip())
@@ -125,6 +138,7 @@ async def receive_chunk(
     """
     if upload.status != "receiving":
         raise Conflict(f"Upload {upload.id} is already {upload.status}.")
+    reconcile(upload, storage)
     if upload.size_bytes == 0:
         start, end = 0, 0
     else:
@@ -148,7 +162,8 @@ async def receive_chunk(
             out.write(data)
             digest.update(data)
         out.flush()
-        os.fsync(out.fileno())
+        if end == upload.size_bytes:
+            os.fsync(out.fileno())  # the whole file is durable before it becomes a session
     if start + written != end:
         with path.open("r+b") as out:
             out.truncate(start)
