@@ -92,6 +92,13 @@ class BackgroundModel:
     small: np.ndarray = field(repr=False)  # background downscaled by ``scale``
 
     @cached_property
+    def smooth(self) -> np.ndarray:
+        """The background blurred at the scale of floor texture (bedding, grain), used inside
+        the mouse, where the floor's texture would otherwise print through the crop."""
+        sigma = max(1.0, 0.08 * self.body_length)
+        return cv2.GaussianBlur(self.image, (0, 0), sigma)
+
+    @cached_property
     def crop_side(self) -> float:
         """Side of the square (in source pixels) that a crop covers."""
         return max(16.0, _CROP_SCALE * self.body_length)
@@ -365,7 +372,13 @@ def _crop_u8(
     h = (n - 1) / 2.0
     # One warp of the difference image, cut from a window just large enough for any rotation.
     x0, y0, x1, y1 = _window(x, y, int(side * 0.71) + 3, frame.shape)
-    diff = signed_difference(frame[y0:y1, x0:x1], model.image[y0:y1, x0:x1], model.polarity)
+    patch = frame[y0:y1, x0:x1]
+    diff = signed_difference(patch, model.image[y0:y1, x0:x1], model.polarity)
+    # Inside the mouse, compare with the smoothed floor: the mouse's own shading, not the
+    # texture of the bedding under it. Outside, the exact floor cancels that texture.
+    inside = diff > 0.5 * model.threshold
+    smooth = signed_difference(patch, model.smooth[y0:y1, x0:x1], model.polarity)
+    diff = np.where(inside, smooth, diff)
     # Inverse map: output pixel (u, v) -> source (x, y) = centre + a·R(heading)·(u - h, v - h).
     m = np.array(
         [
@@ -505,63 +518,104 @@ def _fill(a: np.ndarray) -> np.ndarray:
 
 
 def build_background(samples: np.ndarray) -> BackgroundModel:
-    """Background, polarity, contrast, noise and body size from ``(N, H, W)`` uint8 frames."""
+    """Background, polarity, contrast, noise and body size from ``(N, H, W)`` uint8 frames.
+
+    First a per-pixel percentile on the floor's side of the median (the bright side for a dark
+    mouse): a mouse resting somewhere for under 15% of the samples is gone. Then the mouse is
+    found in every sample and masked out, and each pixel it ever covered takes the median of
+    the samples in which it did not: this removes a mouse that rests longer, or the smear of
+    one that barely moves in a short clip.
+    """
     n, h, w = samples.shape
     if n < 2:
         raise TooShortError("At least two frames are needed to model the background.")
     scale = max(1, round(min(h, w) / 240))
-    median = _percentile_image(samples, 50)
-    small_med = _downscale(median, scale)
+    smalls = [_downscale(f, scale) for f in samples]
+    small_med = _downscale(_percentile_image(samples, 50), scale)
     # Polarity: which sign of difference forms compact blobs (erode kills lone noise pixels).
-    dark, bright = [], []
-    for frame in samples:
-        sm = _downscale(frame, scale)
-        dark.append(float(cv2.erode(cv2.subtract(small_med, sm), _K3).max()))
-        bright.append(float(cv2.erode(cv2.subtract(sm, small_med), _K3).max()))
-    polarity = "dark" if np.median(dark) >= np.median(bright) else "bright"
-    # Percentile on the floor's side, so the mouse resting somewhere <15% of the time is gone.
+    peak_dark = _peak(smalls, small_med, "dark")
+    peak_bright = _peak(smalls, small_med, "bright")
+    polarity = "dark" if peak_dark >= peak_bright else "bright"
     image = _percentile_image(samples, 85 if polarity == "dark" else 15)
+    model, dets = _fit_model(samples, smalls, image, polarity, scale)
+    refined = _masked_median(samples, image, dets, polarity)
+    if refined is not None:
+        model, _ = _fit_model(samples, smalls, refined, polarity, scale)
+    return model
+
+
+def _fit_model(
+    samples: np.ndarray, smalls: list[np.ndarray], image: np.ndarray, polarity: str, scale: int
+) -> tuple[BackgroundModel, list[Detection]]:
+    """Contrast, noise, threshold and body size against one background image."""
     small = _downscale(image, scale)
-    peaks = []
-    residual = []
-    for frame in samples:
-        d = signed_difference(_downscale(frame, scale), small, polarity)
-        peaks.append(float(cv2.erode(d, _K3).max()))
-        residual.append(np.abs(_downscale(frame, scale).astype(np.int16) - small)[::4, ::4])
-    contrast = max(float(np.median(peaks)), 1.0)
-    noise = float(1.4826 * np.median(np.concatenate([r.ravel() for r in residual])))
+    contrast = max(_peak(smalls, small, polarity), 1.0)
+    residual = [np.abs(sm.astype(np.int16) - small)[::4, ::4].ravel() for sm in smalls]
+    noise = float(1.4826 * np.median(np.concatenate(residual)))
     threshold = max(0.3 * contrast, 5.0 * noise, 6.0)
-    provisional = BackgroundModel(
-        image=image,
-        polarity=polarity,
-        contrast=contrast,
-        noise=noise,
-        threshold=threshold,
-        body_length=12.0 * scale,
-        body_area=60.0 * scale * scale,
-        scale=scale,
-        small=small,
-    )
-    # Body size from the samples: twice, since the opening kernel depends on the body length.
-    model = provisional
-    for _ in range(2):
-        dets = [detect_mouse(f, model) for f in samples]
-        lengths = [d.length for d in dets if d.found]
-        areas = [d.area for d in dets if d.found]
-        if len(lengths) < max(2, n // 4):
-            break
-        model = BackgroundModel(
+
+    def make(body_length: float, body_area: float) -> BackgroundModel:
+        return BackgroundModel(
             image=image,
             polarity=polarity,
             contrast=contrast,
             noise=noise,
             threshold=threshold,
-            body_length=float(np.median(lengths)),
-            body_area=float(np.median(areas)),
+            body_length=body_length,
+            body_area=body_area,
             scale=scale,
             small=small,
         )
-    return model
+
+    model = make(12.0 * scale, 60.0 * scale * scale)  # provisional: a small mouse
+    dets: list[Detection] = []
+    # Twice, since the opening kernel and the minimum area depend on the body size.
+    for _ in range(2):
+        dets = [detect_mouse(f, model) for f in samples]
+        found = [d for d in dets if d.found]
+        if len(found) < max(2, len(samples) // 4):
+            break
+        model = make(
+            float(np.median([d.length for d in found])), float(np.median([d.area for d in found]))
+        )
+    return model, dets
+
+
+def _masked_median(
+    samples: np.ndarray, image: np.ndarray, dets: list[Detection], polarity: str
+) -> np.ndarray | None:
+    """``image`` with every pixel a detected mouse covered replaced by the median of the
+    samples where no mouse covered it (pixels covered in every sample keep their value)."""
+    found = [(i, d) for i, d in enumerate(dets) if d.found]
+    if len(found) < 2:
+        return None
+    n, h, w = samples.shape
+    masks = np.zeros((n, h, w), dtype=np.uint8)
+    for i, d in found:
+        # A disc over the whole body, whatever its pose; the tail's faint remainder is harmless.
+        cv2.circle(masks[i], (round(d.x), round(d.y)), round(0.75 * d.length + 3), 1, -1)
+    union = masks.any(axis=0)
+    if not union.any():
+        return None
+    covered = masks[:, union].astype(bool)  # (N, P)
+    values = samples[:, union]
+    # Masked samples sort to one end, so the free ones hold ranks [lo, lo + free).
+    sentinel = 0 if polarity == "dark" else 255
+    ordered = np.sort(np.where(covered, sentinel, values), axis=0)
+    n_cov = covered.sum(axis=0)
+    free = n - n_cov
+    lo = n_cov if polarity == "dark" else np.zeros_like(n_cov)
+    rank = np.clip(lo + (free - 1) // 2, 0, n - 1)
+    median = np.take_along_axis(ordered, rank[None, :], axis=0)[0]
+    out = image.copy()
+    out[union] = np.where(free > 0, median, image[union])
+    return out
+
+
+def _peak(smalls: list[np.ndarray], background: np.ndarray, polarity: str) -> float:
+    """Median over frames of the strongest compact (3x3) signed difference to a background."""
+    peaks = [cv2.erode(signed_difference(f, background, polarity), _K3).max() for f in smalls]
+    return float(np.median(peaks))
 
 
 def _percentile_image(samples: np.ndarray, q: float) -> np.ndarray:
