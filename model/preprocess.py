@@ -67,6 +67,7 @@ SCALAR_NAMES = ("x", "y", "heading", "speed", "angular_velocity", "body_length",
 
 _MAX_SAMPLES = 150
 _MIN_SAMPLES = 25
+_MIN_KEY_SAMPLES = 12  # fewer key frames than this: sample a full decode instead
 _SAMPLE_BYTES = 100_000_000  # cap on the memory held by background samples
 _CROP_SCALE = 1.5  # crop side in units of the median body length (tail trimmed)
 _SCAN_EVERY = 15  # frames between full-frame scans for other animals
@@ -657,7 +658,7 @@ def sample_frames(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
         raise TooShortError(_too_short_message(p.name, n_packets))
     budget = max(_MIN_SAMPLES, min(_MAX_SAMPLES, _SAMPLE_BYTES // max(1, w * h)))
     frames: list[np.ndarray] = []
-    if n_key >= _MIN_SAMPLES:
+    if n_key >= _MIN_KEY_SAMPLES:
         stride = max(1, math.ceil(n_key / budget))
         container = _open(p)
         try:
@@ -674,7 +675,7 @@ def sample_frames(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
             frames = []  # a decoder that will not take key frames alone: use the slow path
         finally:
             container.close()
-    if len(frames) < _MIN_SAMPLES:
+    if len(frames) < _MIN_KEY_SAMPLES:
         frames = []
         stride = max(1, math.ceil(n_packets / budget))
         for i, _, image in iter_frames(p, luma=True):
