@@ -15,11 +15,14 @@ Viterbi for the HMMs.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
+
+from model.metrics import summary
 
 Features = np.ndarray | Sequence[np.ndarray]
 
@@ -347,3 +350,22 @@ BASELINES: dict[str, Callable[..., np.ndarray | list[np.ndarray]]] = {
     "gaussian_hmm": gaussian_hmm_fit_predict,
     "ar_hmm": arhmm_fit_predict,
 }
+
+
+def compare(
+    features: Features,
+    truth: np.ndarray | Sequence[np.ndarray] | None,
+    n_states: int,
+    *,
+    fps: float,
+    seed: int = 0,
+) -> dict[str, dict[str, float]]:
+    """Run every baseline on the same features; per method the figures of
+    :func:`model.metrics.summary` plus ``seconds`` (wall time of fitting and decoding)."""
+    results = {}
+    for name, fit_predict in BASELINES.items():
+        t0 = time.perf_counter()
+        labels = fit_predict(features, n_states, seed=seed)
+        seconds = time.perf_counter() - t0
+        results[name] = summary(truth, labels, fps) | {"seconds": seconds}
+    return results

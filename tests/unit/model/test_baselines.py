@@ -10,6 +10,7 @@ import pytest
 from model.baselines import (
     BASELINES,
     arhmm_fit_predict,
+    compare,
     forward_backward,
     gaussian_hmm_fit_predict,
     kmeans_fit_predict,
@@ -120,3 +121,14 @@ def test_baselines_find_behaviour_in_synthetic_video() -> None:
     perm = np.random.default_rng(0).permutation(len(feats))
     shuffled = arhmm_fit_predict(feats[perm], 8)
     assert ari(truth.behaviour[perm], shuffled) < ari(truth.behaviour, arhmm_fit_predict(feats, 8))
+
+
+def test_compare_reports_every_baseline() -> None:
+    rng = np.random.default_rng(3)
+    z = _sticky_labels(rng, 600, 3, 0.95)
+    x = np.array([[0, 0], [6, 0], [0, 6]])[z] + rng.normal(0, 1, (600, 2))
+    results = compare(x, z, 3, fps=30.0)
+    assert list(results) == list(BASELINES)
+    for figures in results.values():
+        assert figures["ari"] > 0.8 and figures["seconds"] > 0
+        assert {"nmi", "accuracy", "states_used", "median_bout_s"} <= set(figures)
