@@ -57,7 +57,10 @@ class LiveServer:
     def start(self) -> LiveServer:
         env = {**os.environ, **self.env}
         subprocess.run(
-            [sys.executable, "-m", "app.cli", "migrate"], cwd=REPO, env=env, check=True,
+            [sys.executable, "-m", "app.cli", "migrate"],
+            cwd=REPO,
+            env=env,
+            check=True,
             capture_output=True,
         )
         log = self.log_path.open("wb")
