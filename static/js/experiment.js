@@ -9,6 +9,28 @@ const FAST_POLL_MS = 1500;
 const SLOW_POLL_MS = 10000;
 
 // ------------------------------------------------------------------------------------------
+// The experiment's name and description
+
+const experimentForm = document.getElementById("experiment-form");
+document.getElementById("edit-experiment").addEventListener("click", () => experimentForm.classList.toggle("hidden"));
+document.getElementById("experiment-cancel").addEventListener("click", () => experimentForm.classList.add("hidden"));
+experimentForm.addEventListener("submit", async (e) => {
+  e.preventDefault();
+  try {
+    const updated = await api("PATCH", `/api/experiments/${EXP}`, {
+      name: document.getElementById("experiment-name-input").value.trim(),
+      description: document.getElementById("experiment-description-input").value.trim(),
+    });
+    document.getElementById("experiment-title").textContent = updated.name;
+    document.getElementById("experiment-description").textContent = updated.description;
+    document.title = `${updated.name} · Syllabary`;
+    experimentForm.classList.add("hidden");
+  } catch (err) {
+    alert(`Could not save: ${err.message}`);
+  }
+});
+
+// ------------------------------------------------------------------------------------------
 // Sessions table
 
 let sessions = [];
@@ -94,8 +116,11 @@ function sessionRow(s) {
           s.fps ? `${Math.round(s.fps * 100) / 100} fps` : null,
           s.frame_count ? `${s.frame_count.toLocaleString()} frames` : null].filter(Boolean).join(" · ")),
       flags.map((f) => h("div", { class: "flag" }, `⚠ ${f}`))),
-    h("td", { "data-sort": (s.subject || "").toLowerCase() }, s.subject || h("span", { class: "muted" }, "–")),
-    h("td", { "data-sort": (s.cohort || "").toLowerCase() }, s.cohort || h("span", { class: "muted" }, "–")),
+    h("td", { "data-sort": (s.subject || "").toLowerCase(), class: "subject-cell" },
+      s.subject || h("span", { class: "muted" }, "–"), " ",
+      h("button", { class: "small secondary edit-animal", title: "assign this video to an animal and cohort",
+        onclick: (e) => editAnimal(e.target.closest("tr"), s) }, "✎")),
+    h("td", { "data-sort": (s.cohort || "").toLowerCase(), class: "cohort-cell" }, s.cohort || h("span", { class: "muted" }, "–")),
     h("td", { class: "num", "data-sort": s.duration_s ?? -1 }, fmtDuration(s.duration_s)),
     h("td", { "data-sort": s.status }, h("span", { class: `badge ${s.status}`, "data-session-status": s.status }, s.status)),
     h("td", {}, jobsToShow(s).map(jobView)),
@@ -104,6 +129,32 @@ function sessionRow(s) {
       segmented ? h("div", { style: { marginTop: ".3rem" } },
         h("a", { href: `/api/sessions/${s.id}/ethogram.csv`, download: "" }, "ethogram.csv"), " ",
         h("a", { href: `/api/sessions/${s.id}/bouts.csv`, download: "" }, "bouts.csv")) : null));
+}
+
+/** Turn a row's subject and cohort cells into inputs; the row is kept out of refreshes meanwhile. */
+function editAnimal(row, s) {
+  row.dataset.editing = "1";
+  const subject = h("input", { type: "text", value: s.subject || "", size: 10, placeholder: "subject", class: "edit-subject" });
+  const cohort = h("input", { type: "text", value: s.cohort || "", size: 10, placeholder: "cohort", list: "cohort-options", class: "edit-cohort" });
+  const done = () => { delete row.dataset.editing; rowSignature.delete(s.id); renderSessions(); };
+  const save = async () => {
+    try {
+      await api("PATCH", `/api/sessions/${s.id}`, { subject: subject.value.trim(), cohort: cohort.value.trim() });
+      done();
+      refreshSessions();
+      refreshCohortsAndSubjects();
+    } catch (err) {
+      alert(`Could not assign: ${err.message}`);
+    }
+  };
+  for (const input of [subject, cohort]) {
+    input.addEventListener("keydown", (e) => { if (e.key === "Enter") save(); if (e.key === "Escape") done(); });
+  }
+  row.querySelector(".subject-cell").replaceChildren(subject);
+  row.querySelector(".cohort-cell").replaceChildren(cohort, " ",
+    h("button", { class: "small save-animal", onclick: save }, "Save"), " ",
+    h("button", { class: "small secondary", onclick: done }, "✕"));
+  subject.focus();
 }
 
 function sortValue(s) {
@@ -135,6 +186,7 @@ function renderSessions() {
     const running = (s.jobs || []).some((j) => j.status === "running");
     const signature = JSON.stringify(s);
     const old = existing.get(s.id);
+    if (old && old.dataset.editing) return old;
     if (old && !running && rowSignature.get(s.id) === signature) return old;
     rowSignature.set(s.id, signature);
     return sessionRow(s);

@@ -29,7 +29,7 @@ async function main() {
     stat("states used", model.states_used != null ? `${model.states_used} / ${model.states}` : `– / ${model.states}`, "stat-states"),
     stat("median bout", model.median_duration_s != null ? fmtDuration(model.median_duration_s) : "–", "stat-median"),
     stat("sessions", String(model.session_ids.length), "stat-sessions"),
-    stat("fitted", model.fitted_at ? new Date(model.fitted_at).toLocaleString() : "–", "stat-fitted"));
+    stat("fitted", model.fitted_at ? new Date(`${model.fitted_at}Z`).toLocaleDateString(undefined, { dateStyle: "medium" }) : "–", "stat-fitted"));
 
   const byUsage = [...syllables].sort((a, b) => b.usage - a.usage);
   const names = byUsage.map((s) => s.label || s.name || `syllable ${s.index}`);
@@ -46,7 +46,7 @@ async function main() {
     const order = byUsage.map((s) => s.index).filter((i) => i < matrix.length);
     const z = order.map((i) => order.map((j) => matrix[i][j]));
     const labels = order.map((i) => names[byUsage.findIndex((s) => s.index === i)]);
-    Plotly.newPlot("transition-chart", [{ type: "heatmap", z, x: labels, y: labels, colorscale: "Blues", zmin: 0,
+    Plotly.newPlot("transition-chart", [{ type: "heatmap", z, x: labels, y: labels, colorscale: "Blues", zmin: 0, zmax: Math.max(1e-9, ...z.flat()),
       hovertemplate: "%{y} → %{x}: %{z:.2f}<extra></extra>", colorbar: { thickness: 12 } }],
     baseLayout({ yaxis: { autorange: "reversed", title: { text: "from" }, automargin: true },
       xaxis: { title: { text: "to" }, tickangle: -40, automargin: true } }), CONFIG);

@@ -85,6 +85,37 @@ function ethogramTraces() {
   return traces;
 }
 
+// Names written on the bands, for the bouts wide enough to hold them at the current zoom; one
+// text trace, restyled (not re-plotted) when the view changes.
+let labelTrace = -1;
+const MAX_LABELS = 150;
+
+function labelTraceSpec() {
+  return { type: "scatter", mode: "text", x: [], y: [], text: [], yaxis: "y3", hoverinfo: "skip",
+    textfont: { color: "#fff", size: 11 }, showlegend: false, cliponaxis: true, name: "names" };
+}
+
+function updateBandLabels() {
+  if (labelTrace < 0 || !plot._fullLayout) return;
+  const xa = plot._fullLayout.xaxis;
+  const [a, b] = xa.range;
+  const pxPerSecond = xa._length / Math.max(1e-9, b - a);
+  const { starts, ends, labels, fps, first } = state;
+  const xs = [];
+  const texts = [];
+  for (let i = 0; i < starts.length && xs.length < MAX_LABELS; i += 1) {
+    const t0 = first + starts[i] / fps;
+    const t1 = first + ends[i] / fps;
+    if (t1 < a || t0 > b) continue;
+    const name = (state.syllables.get(labels[i]) || {}).name || "";
+    const width = (Math.min(t1, b) - Math.max(t0, a)) * pxPerSecond;
+    if (width < name.length * 7 + 12) continue;
+    xs.push((Math.max(t0, a) + Math.min(t1, b)) / 2);
+    texts.push(name);
+  }
+  Plotly.restyle(plot, { x: [xs], y: [xs.map(() => 0.5)], text: [texts] }, [labelTrace]);
+}
+
 function trackTraces(tracks) {
   const traces = [];
   const timeFor = (values) => {
@@ -358,7 +389,26 @@ function jumpToNext(index) {
 
 // ------------------------------------------------------------------------------------------
 
+/** The session's date and notes, saved as they change. */
+function installSessionEdits() {
+  const saved = document.getElementById("session-saved");
+  const save = async (field, value) => {
+    saved.textContent = "saving…";
+    try {
+      await api("PATCH", `/api/sessions/${SESSION}`, { [field]: value });
+      saved.textContent = "saved";
+    } catch (err) {
+      saved.textContent = `not saved: ${err.message}`;
+    }
+  };
+  const date = document.getElementById("recorded-on");
+  date.addEventListener("change", () => { if (date.value) save("recorded_on", date.value); });
+  const notes = document.getElementById("session-notes");
+  notes.addEventListener("change", () => save("notes", notes.value));
+}
+
 async function main() {
+  installSessionEdits();
   const t0 = performance.now();
   let data;
   try {
@@ -395,10 +445,16 @@ async function main() {
   trackPlayback();
   installKeys();
 
-  await Plotly.newPlot(plot, [...ethogramTraces(), ...trackTraces(data.tracks || {})], layout(), {
+  const bands = ethogramTraces();
+  labelTrace = bands.length;
+  await Plotly.newPlot(plot, [...bands, labelTraceSpec(), ...trackTraces(data.tracks || {})], layout(), {
     ...CONFIG, scrollZoom: true, doubleClick: "reset", modeBarButtonsToRemove: ["select2d", "lasso2d", "autoScale2d"],
   });
   installMouse();
+  updateBandLabels();
+  plot.on("plotly_relayout", (change) => {
+    if (Object.keys(change).some((k) => k.startsWith("xaxis"))) updateBandLabels();
+  });
   plot.dataset.ready = "true";
   plot.dataset.readyMs = String(Math.round(performance.now() - t0));
   showTime(state.first);

@@ -133,6 +133,7 @@ def test_journey_upload_fit_view_rename_export(live_server: LiveServer, page: An
     )
     page.click("#upload-start")
     page.wait_for_selector(".upload-item[data-state=done]", timeout=60_000)
+    page.wait_for_timeout(400)  # the bar's width animates
     seen = page.evaluate("window.progressSeen")
     assert seen[-1] == 100 and max(seen) == 100, seen
     assert any(0 < v < 100 for v in seen), seen  # it moved through the chunks, not 0 then 100
@@ -155,6 +156,21 @@ def test_journey_upload_fit_view_rename_export(live_server: LiveServer, page: An
     row.locator("[data-session-status=ready]").wait_for(timeout=120_000)
     assert row.locator(".job[data-job-kind=ingest][data-job-status=succeeded]").count() == 1
     page.locator("[data-cohort=saline]").wait_for()
+
+    # --- Edit the experiment, and reassign the video to another animal from its row --------
+    page.click("#edit-experiment")
+    page.fill("#experiment-name-input", "Open field e2e, week 1")
+    page.click("#experiment-form button[type=submit]")
+    page.wait_for_function(
+        "document.getElementById('experiment-title').textContent === 'Open field e2e, week 1'"
+    )
+    row.locator(".edit-animal").click()
+    row.locator(".edit-subject").fill("mouse 2")
+    row.locator(".edit-cohort").fill("drug")
+    row.locator(".save-animal").click()
+    row.locator(".cohort-cell", has_text="drug").wait_for()
+    assert live_server.api("GET", f"/api/sessions/{session_id}")["subject"] == "mouse 2"
+    page.locator("[data-cohort=drug]").wait_for()
 
     # --- Fit a tiny model with the form; its curve and the segmentation appear live ----------
     page.click("#fit-details summary")
@@ -247,6 +263,11 @@ def test_journey_upload_fit_view_rename_export(live_server: LiveServer, page: An
         "document.getElementById('now-syllable').dataset.syllableName === 'rearing'"
     )
     assert page.locator("#legend [data-syllable-name=rearing]").count() == 1
+    page.fill("#session-notes", "light flickered at 4 s")
+    page.locator("#session-notes").blur()
+    page.locator("#session-saved", has_text="saved").wait_for()
+    notes = live_server.api("GET", f"/api/sessions/{session_id}")["notes"]
+    assert notes == "light flickered at 4 s"
     screenshot(page, "06-viewer-renamed")
 
     # --- Downloads: the ethogram CSV has one row per frame -----------------------------------
@@ -276,7 +297,7 @@ def test_journey_upload_fit_view_rename_export(live_server: LiveServer, page: An
     page.goto(base + "/")
     page.fill("#experiment-search", "nothing like this")
     assert page.locator("#experiments tbody tr:visible").count() == 0
-    page.fill("#experiment-search", "open field")
+    page.fill("#experiment-search", "week 1")
     assert page.locator("#experiments tbody tr:visible").count() == 1
     screenshot(page, "08-home")
 
