@@ -70,7 +70,7 @@ function jobView(job) {
       h("span", { class: `badge ${job.status}` }, job.status === "running" ? pct(progress) : job.status),
       h("span", { class: "msg" }, job.status === "running" || job.status === "queued" ? job.progress_message || "" : ""),
       h("span", { class: "eta" }, etaText(job))),
-    job.status === "running" || job.status === "failed"
+    job.status === "running"
       ? h("div", { class: `progress ${state}`, role: "progressbar", "aria-valuenow": Math.round(progress * 100) },
         h("div", { class: "bar", style: { width: pct(progress) } }))
       : null);
@@ -288,7 +288,7 @@ function updateUploadRow(u) {
   } else if (u.state === "done") {
     text = "uploaded: processing starts by itself";
   } else if (u.state === "duplicate") {
-    text = `already uploaded: ${u.message || "not stored twice"}`;
+    text = "already uploaded: the existing video is kept, not stored twice";
   } else if (u.message) {
     text = `${u.state}: ${u.message}`;
   }

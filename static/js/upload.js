@@ -135,7 +135,7 @@ export class Upload {
         if (data.status === "done" || data.status === "duplicate") {
           this.sessionId = data.session_id ?? null;
           localStorage.removeItem(fileKey(this.experimentId, this.file));
-          this.set(data.status, data.status === "duplicate" ? "already uploaded: not stored twice" : "");
+          this.set(data.status);
           return;
         }
         this.set("uploading");

@@ -144,6 +144,12 @@ def test_journey_upload_fit_view_rename_export(live_server: LiveServer, page: An
     page.js_errors.clear()  # type: ignore[attr-defined]  # the deliberately dropped connection
     screenshot(page, "02-experiment-uploaded")
 
+    # The same file again is recognised, not stored twice.
+    page.set_input_files("#file-input", str(DEEPOF))
+    page.click("#upload-start")
+    page.wait_for_selector(".upload-item[data-state=duplicate]")
+    assert "not stored twice" in page.locator(".upload-item").nth(1).inner_text()
+
     sessions = live_server.api("GET", f"/api/experiments/{experiment_id}/sessions")
     assert len(sessions) == 1
     session = sessions[0]
