@@ -7,12 +7,14 @@ also reachable by a script.
 
 from __future__ import annotations
 
+import gzip
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import plotly
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, Response
 
 from app.core.errors import NotFound
 from app.deps import DbSession
@@ -41,14 +43,23 @@ def not_found(request: Request, message: str) -> HTMLResponse:
     return render(request, "not_found.html", {"message": message}, status_code=404)
 
 
-@router.get("/static/vendor/plotly.min.js")
-def plotly_js() -> FileResponse:
-    """plotly.js from the installed ``plotly`` package: served locally, never from a CDN."""
-    return FileResponse(
-        PLOTLY_JS,
-        media_type="text/javascript",
-        headers={"Cache-Control": "public, max-age=86400"},
-    )
+@lru_cache(maxsize=1)
+def _plotly_gzipped() -> bytes:
+    return gzip.compress(PLOTLY_JS.read_bytes(), compresslevel=6)
+
+
+@router.get("/static/vendor/plotly.min.js", response_model=None)
+def plotly_js(request: Request) -> Response:
+    """plotly.js from the installed ``plotly`` package: served locally, never from a CDN;
+    gzipped (4.6 MB becomes 1.4 MB) for browsers that accept it, and cached for a day."""
+    headers = {"Cache-Control": "public, max-age=86400", "Vary": "Accept-Encoding"}
+    if "gzip" in request.headers.get("accept-encoding", ""):
+        return Response(
+            _plotly_gzipped(),
+            media_type="text/javascript",
+            headers={**headers, "Content-Encoding": "gzip"},
+        )
+    return FileResponse(PLOTLY_JS, media_type="text/javascript", headers=headers)
 
 
 @router.get("/", response_class=HTMLResponse)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
@@ -13,7 +15,9 @@ from app.syllables import service
 router = APIRouter(include_in_schema=False)
 
 
-def _render(request: Request, template: str, context: dict, status_code: int = 200) -> HTMLResponse:  # type: ignore[type-arg]
+def _render(
+    request: Request, template: str, context: dict[str, Any], status_code: int = 200
+) -> HTMLResponse:
     response: HTMLResponse = request.app.state.templates.TemplateResponse(
         request, template, context, status_code=status_code
     )

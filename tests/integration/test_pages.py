@@ -141,12 +141,17 @@ def test_wrong_id_type_is_422(client) -> None:
     assert client.get("/experiments/abc").status_code == 422
 
 
-def test_plotly_is_served_locally(client) -> None:
-    response = client.get("/static/vendor/plotly.min.js")
-    assert response.status_code == 200
-    assert response.headers["content-type"].startswith("text/javascript")
-    assert len(response.content) > 1_000_000
-    assert b"plotly.js" in response.content[:2000]
+def test_plotly_is_served_locally_and_gzipped(client) -> None:
+    plain = client.get("/static/vendor/plotly.min.js", headers={"accept-encoding": "identity"})
+    assert plain.status_code == 200
+    assert plain.headers["content-type"].startswith("text/javascript")
+    assert "content-encoding" not in plain.headers
+    assert len(plain.content) > 1_000_000
+    assert b"plotly.js" in plain.content[:2000]
+    zipped = client.get("/static/vendor/plotly.min.js", headers={"accept-encoding": "gzip"})
+    assert zipped.headers["content-encoding"] == "gzip"
+    assert zipped.content == plain.content  # httpx decompressed it
+    assert zipped.num_bytes_downloaded < len(plain.content) / 2
 
 
 def test_every_script_is_served_and_no_template_uses_a_cdn(client) -> None:
