@@ -1,0 +1,104 @@
+"""End-to-end segmentation speed and memory on a long real video.
+
+    python bench/segment_speed.py            # 11-minute 640x480 video (the tracktor clip x2)
+    python bench/segment_speed.py --copies 11  # about an hour (110k frames): peak memory
+
+Baseline, in the same process: merely decoding the file (the physical floor). The pipeline
+is what `syllabary segment` does: decode, preprocess (mouse track, egocentric crops), infer
+syllables with a fitted model, write the ethogram and bouts CSVs.
+Bars (issue 3): segmenting takes at most 2x the decoding time; an hour stays under 4 GiB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _videos import TRACKTOR, looped
+
+from model.ethogram import bouts_chunks, ethogram_chunks
+from model.features import from_preprocessed
+from model.preprocess import preprocess_video
+from model.segment import segment_frames
+from model.train import fit_model
+
+
+def decode_only(path: Path) -> tuple[int, float]:
+    t0 = time.perf_counter()
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        n = sum(1 for _ in container.decode(stream))
+    return n, time.perf_counter() - t0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--copies", type=int, default=2)
+    parser.add_argument("--states", type=int, default=40)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        video = looped(TRACKTOR, Path(tmp) / "long.mp4", args.copies)
+        # A model fitted on the original clip (not timed: fitting is its own benchmark).
+        t0 = time.perf_counter()
+        train = from_preprocessed(preprocess_video(TRACKTOR)).crops_float()
+        model = fit_model([train], states=args.states, epochs=2)
+        print(f"(model fitted in {time.perf_counter() - t0:.0f} s, not counted)")
+        del train
+
+        n, t_decode = decode_only(video)
+        rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        t0 = time.perf_counter()
+        pre = preprocess_video(video)
+        t_pre = time.perf_counter() - t0
+        features = from_preprocessed(pre)
+        del pre
+        crops = features.crops_float()
+        t1 = time.perf_counter()
+        seg = segment_frames(model, crops, keep_posterior=False)
+        t_infer = time.perf_counter() - t1
+        del crops
+        t2 = time.perf_counter()
+        names = {k: f"syllable {k}" for k in range(args.states)}
+        with open(Path(tmp) / "long.ethogram.csv", "w") as fh:
+            for chunk in ethogram_chunks(
+                syllable=seg.syllable,
+                probability=seg.probability,
+                times=features.times,
+                names=names,
+                scalars=features.scalars,
+            ):
+                fh.write(chunk)
+        with open(Path(tmp) / "long.bouts.csv", "w") as fh:
+            for chunk in bouts_chunks(
+                bouts=seg.bouts, times=features.times, fps=features.fps, names=names
+            ):
+                fh.write(chunk)
+        t_csv = time.perf_counter() - t2
+        total = time.perf_counter() - t0
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    minutes = n / 30 / 60
+    print(f"video: {n} frames 640x480 ({minutes:.1f} min)")
+    print(f"  decode only (baseline): {t_decode:7.1f} s")
+    print(
+        f"  segment end to end:     {total:7.1f} s  (preprocess {t_pre:.1f}, infer {t_infer:.1f}, "
+        f"CSVs {t_csv:.1f})"
+    )
+    print(f"  ratio segment / decode: {total / t_decode:7.2f}   (bar: <= 2)")
+    print(
+        f"  peak RSS {peak:.0f} MiB (before segmenting {rss_before:.0f} MiB)   (bar: < 4096 MiB "
+        "for an hour)"
+    )
+    print(f"  syllables used: {len(np.unique(seg.syllable))}")
+
+
+if __name__ == "__main__":
+    main()
