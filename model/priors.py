@@ -54,16 +54,23 @@ def dirichlet_kl(alpha_q: Tensor, alpha_p: Tensor) -> Tensor:
     )
 
 
-def sticky_transition_prior(K: int, *, alpha: float = 0.1, dwell_frames: float = 12.0) -> Tensor:
+def sticky_transition_prior(
+    K: int, *, alpha: float = 0.1, dwell_frames: float = 12.0, strength: float = 0.0
+) -> Tensor:
     """(K, K) Dirichlet concentrations α + κ·I with κ chosen for a prior expected dwell time.
 
     Under Dir(α·1 + κ e_k) the expected self-transition is (α + κ)/(Kα + κ); setting it to
-    1 − 1/dwell gives κ = α (K (dwell − 1) − dwell), floored at 0.
+    1 − 1/dwell gives κ = α (K (dwell − 1) − dwell), floored at 0. A positive ``strength``
+    rescales every row to that total pseudo-count (same expected dwell), so that the prior
+    holds its own against the counts of a long recording, as MoSeq's κ does.
     """
     kappa = max(alpha * (K * (dwell_frames - 1.0) - dwell_frames), 0.0)
-    return torch.full((K, K), alpha, dtype=torch.float64) + kappa * torch.eye(
+    conc = torch.full((K, K), alpha, dtype=torch.float64) + kappa * torch.eye(
         K, dtype=torch.float64
     )
+    if strength > 0:
+        conc = conc * (strength / conc.sum(-1, keepdim=True))
+    return conc
 
 
 # ----------------------------------------------------------------------------------------------
@@ -240,6 +247,7 @@ def default_prior(
     dwell_frames: float = 12.0,
     noise_var: float = 0.05,
     ar_coef: float = 0.9,
+    trans_strength: float = 0.0,
 ) -> SLDSParams:
     """Weak prior: sticky transitions, dynamics near x_{t+1} = ar_coef·x_t, E[Q] = noise_var·I.
 
@@ -261,7 +269,8 @@ def default_prior(
     )
     return SLDSParams(
         torch.ones(K, dtype=dt),
-        sticky_transition_prior(K, alpha=alpha, dwell_frames=dwell_frames),
+        sticky_transition_prior(K, alpha=alpha, dwell_frames=dwell_frames,
+                                strength=trans_strength),
         dyn,
         init,
     )

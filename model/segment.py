@@ -20,13 +20,15 @@ import torch
 from torch import Tensor
 
 from model.artifact import FittedModel
+from model.hmm import viterbi
 from model.priors import SLDSExpectations
 from model.svae import frames_to_tensor, mean_field
 
 DEFAULT_CORE = 384
 DEFAULT_MARGIN = 64
-DEFAULT_SWEEPS = 8
+DEFAULT_SWEEPS = 20
 DEFAULT_TOL = 1e-3
+DEFAULT_MIN_BOUT = 3
 _ENCODE_BLOCK = 4096
 
 
@@ -34,7 +36,7 @@ _ENCODE_BLOCK = 4096
 class Segmentation:
     """Per-frame syllables of one session and their summaries.
 
-    syllable: (T,) int64 syllable id per frame (argmax of q(z_t)).
+    syllable: (T,) int64 syllable id per frame (Viterbi path under the final q(x)).
     probability: (T,) float32 q(z_t = syllable_t).
     posterior: (T, K) float16 q(z_t), or None.
     bouts: [(start, end_exclusive, syllable)] maximal runs of one syllable.
@@ -65,6 +67,42 @@ def bouts_from_labels(labels: np.ndarray) -> list[tuple[int, int, int]]:
     return [(int(s), int(e), int(labels[s])) for s, e in zip(starts, ends, strict=True)]
 
 
+def merge_short_bouts(labels: np.ndarray, gamma: np.ndarray, min_frames: int) -> np.ndarray:
+    """Relabel bouts shorter than ``min_frames`` to a neighbouring bout's syllable.
+
+    Each short bout (shortest first) takes the syllable of the previous or next bout, whichever
+    has the larger summed marginal over the short bout's frames. Runs of a few frames at the
+    switch between two movements are mostly the model hesitating, not behaviour (svae.md §7.4).
+    """
+    labels = np.asarray(labels, dtype=np.int64).copy()
+    if min_frames <= 1 or labels.size == 0:
+        return labels
+    for _ in range(8):
+        bouts = bouts_from_labels(labels)
+        if len(bouts) < 2:
+            break
+        order = sorted(range(len(bouts)), key=lambda i: bouts[i][1] - bouts[i][0])
+        changed = False
+        for i in order:
+            s, e, _ = bouts[i]
+            if e - s >= min_frames:
+                break
+            # Re-read the neighbours' current labels: earlier merges in this pass may have
+            # changed them.
+            cands = []
+            if s > 0:
+                cands.append(int(labels[s - 1]))
+            if e < labels.size:
+                cands.append(int(labels[e]))
+            best = max(cands, key=lambda k: float(gamma[s:e, k].sum()))
+            if best != labels[s]:
+                labels[s:e] = best
+                changed = True
+        if not changed:
+            break
+    return labels
+
+
 def window_layout(n: int, core: int, margin: int) -> tuple[int, list[tuple[int, int, int]]]:
     """Equal-length windows covering n frames.
 
@@ -92,16 +130,24 @@ def infer_chunked(
     margin: int = DEFAULT_MARGIN,
     max_sweeps: int = DEFAULT_SWEEPS,
     tol: float = DEFAULT_TOL,
-) -> Tensor:
-    """q(z) marginals (T, K) of one long sequence from potentials R, r (T, D) float64."""
+) -> tuple[Tensor, Tensor]:
+    """Marginals and labels of one long sequence from potentials R, r (T, D) float64.
+
+    Returns q(z) marginals (T, K) and the Viterbi path (T,) under the final node potentials:
+    the most probable joint path, which does not flicker at transitions the way the per-frame
+    argmax of the marginals can.
+    """
     n = r.shape[0]
     length, layout = window_layout(n, core, margin)
     idx = torch.stack([torch.arange(s, s + length, device=r.device) for s, _, _ in layout])
-    gamma_w, _, _ = mean_field(R[idx], r[idx], ex, max_sweeps=max_sweeps, tol=tol)
-    out = torch.empty(n, gamma_w.shape[-1], dtype=gamma_w.dtype, device=gamma_w.device)
+    mf = mean_field(R[idx], r[idx], ex, max_sweeps=max_sweeps, tol=tol)
+    paths = viterbi(ex.log_pi0, ex.log_trans, mf.log_lik)
+    gamma = torch.empty(n, mf.gamma.shape[-1], dtype=mf.gamma.dtype, device=mf.gamma.device)
+    labels = torch.empty(n, dtype=torch.long, device=mf.gamma.device)
     for b, (start, k0, k1) in enumerate(layout):
-        out[k0:k1] = gamma_w[b, k0 - start : k1 - start]
-    return out
+        gamma[k0:k1] = mf.gamma[b, k0 - start : k1 - start]
+        labels[k0:k1] = paths[b, k0 - start : k1 - start]
+    return gamma, labels
 
 
 def encode(model: FittedModel, frames: np.ndarray) -> tuple[Tensor, Tensor]:
@@ -116,10 +162,16 @@ def encode(model: FittedModel, frames: np.ndarray) -> tuple[Tensor, Tensor]:
     return torch.cat(Rs), torch.cat(rs)
 
 
-def summarize(gamma: np.ndarray, keep_posterior: bool = True) -> Segmentation:
-    """Labels, probabilities, bouts, transitions and usage from marginals gamma (T, K)."""
+def summarize(
+    gamma: np.ndarray, labels: np.ndarray | None = None, keep_posterior: bool = True
+) -> Segmentation:
+    """Probabilities, bouts, transitions and usage from marginals gamma (T, K) and labels (T,).
+
+    Without labels, the per-frame argmax of gamma is used.
+    """
     K = gamma.shape[1]
-    labels = gamma.argmax(1).astype(np.int64)
+    labels = gamma.argmax(1) if labels is None else np.asarray(labels)
+    labels = labels.astype(np.int64)
     prob = gamma[np.arange(len(labels)), labels].astype(np.float32)
     bouts = bouts_from_labels(labels)
     trans = np.zeros((K, K), dtype=np.int64)
@@ -140,8 +192,13 @@ def segment_frames(
     core: int = DEFAULT_CORE,
     margin: int = DEFAULT_MARGIN,
     max_sweeps: int = DEFAULT_SWEEPS,
+    min_bout: int = DEFAULT_MIN_BOUT,
 ) -> Segmentation:
-    """Syllables of one session's preprocessed frames (T, H, W), float32 in [0, 1]."""
+    """Syllables of one session's preprocessed frames (T, H, W), float32 in [0, 1].
+
+    Labels are the Viterbi path, with bouts shorter than ``min_bout`` frames merged into a
+    neighbour.
+    """
     frames = np.asarray(frames)
     if frames.ndim != 3 or frames.shape[0] == 0:
         raise ValueError(f"frames must have shape (T, H, W) with T > 0, got {frames.shape}")
@@ -153,8 +210,11 @@ def segment_frames(
         progress(0.3, "inferring syllables")
     with torch.no_grad():
         ex = model.svae.expectations()
-        gamma = infer_chunked(R, r, ex, core=core, margin=margin, max_sweeps=max_sweeps)
-    seg = summarize(gamma.cpu().numpy(), keep_posterior)
+        gamma, labels = infer_chunked(R, r, ex, core=core, margin=margin,
+                                      max_sweeps=max_sweeps)
+    g = gamma.cpu().numpy()
+    labels_np = merge_short_bouts(labels.cpu().numpy(), g, min_bout)
+    seg = summarize(g, labels_np, keep_posterior)
     if progress:
         progress(1.0, "done")
     return seg

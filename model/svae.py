@@ -55,6 +55,7 @@ class SVAEConfig:
     hidden: int = 200
     alpha: float = 0.1  # off-diagonal transition concentration
     dwell_frames: float = 12.0  # prior expected dwell time, sets the sticky bonus
+    trans_strength: float = 0.0  # pseudo-counts per transition row (0: α and κ as they are)
     noise_var: float = 0.05  # prior E[Q]
     min_std: float = 0.03  # floor on the decoder's pixel noise
     fps: float = 30.0
@@ -198,6 +199,15 @@ def _smooth(
     return kal, pots, log_zx
 
 
+class MeanField(NamedTuple):
+    """gamma (B, T, K); hmm: last HMM result; sweeps: count; log_lik: last L (B, T, K)."""
+
+    gamma: Tensor
+    hmm: HMMResult
+    sweeps: int
+    log_lik: Tensor
+
+
 def mean_field(
     R: Tensor,
     r: Tensor,
@@ -206,17 +216,19 @@ def mean_field(
     w_init: Tensor | None = None,
     max_sweeps: int = 10,
     tol: float = 1e-3,
-) -> tuple[Tensor, HMMResult, int]:
+) -> MeanField:
     """Block coordinate ascent on q(z) q(x) without gradients.
 
     R, r: (B, T, D) float64 recognition potentials. w_init: (B, T, K) starting q(z), or None to
     start from the prior state occupancy. Stops when max |Δγ| < tol.
-    Returns (γ, HMM result, number of sweeps).
+    Returns γ (B, T, K), the last HMM result, the number of sweeps and the last L (B, T, K).
     """
     B, T, _ = r.shape
     K = ex.log_trans.shape[0]
     with torch.no_grad():
         if w_init is None:
+            # Start from the prior occupancy: the first sweep smooths x under the mixture of
+            # all dynamics. (A per-frame HMM start was tried: noisier, more sweeps to clean.)
             occ = torch.softmax(torch.logsumexp(ex.log_trans, dim=0), dim=0)
             w = occ.expand(B, T, K)
         else:
@@ -232,7 +244,7 @@ def mean_field(
             if delta < tol:
                 break
     assert hmm is not None
-    return w, hmm, sweeps
+    return MeanField(w, hmm, sweeps, L)
 
 
 def local_posterior(
@@ -250,8 +262,8 @@ def local_posterior(
 
     Gradients reach (R, r) only through this last pass (svae.md §3.4); q(z) is held fixed.
     """
-    gamma, hmm, sweeps = mean_field(R.detach(), r.detach(), ex, w_init=w_init,
-                                    max_sweeps=max_sweeps, tol=tol)
+    gamma, hmm, sweeps, _ = mean_field(R.detach(), r.detach(), ex, w_init=w_init,
+                                       max_sweeps=max_sweeps, tol=tol)
     kal, _, log_zx = _smooth(R, r, gamma, ex, num_samples=num_samples, generator=generator)
     L = node_log_potentials(transition_moments(kal), ex.dynamics)
     log_zz = log_normalizer(ex.log_pi0, ex.log_trans, L)
@@ -334,7 +346,7 @@ class SLDSSVAE(nn.Module):
         self.decoder = Decoder(P, D, config.hidden, config.min_std).float()
         self.prior = default_prior(
             config.states, D, alpha=config.alpha, dwell_frames=config.dwell_frames,
-            noise_var=config.noise_var,
+            noise_var=config.noise_var, trans_strength=config.trans_strength,
         )
         self.params = self.prior
 

@@ -28,7 +28,7 @@ from sklearn.cluster import KMeans
 from model.artifact import FittedModel, default_device
 from model.hmm import forward_backward
 from model.priors import MNIW, MNIWStats, SLDSParams, SLDSStats
-from model.segment import infer_chunked
+from model.segment import DEFAULT_MIN_BOUT, infer_chunked, merge_short_bouts
 from model.svae import (
     SLDSSVAE,
     SVAEConfig,
@@ -39,6 +39,7 @@ from model.svae import (
     sufficient_stats,
 )
 
+_DEBUG = False
 ProgressFn = Callable[[float, str, dict], None]
 
 
@@ -48,17 +49,24 @@ class TrainSettings:
 
     seq_len: int = 64
     batch: int = 32
-    lr: float = 1e-3
+    # Stage C moves the networks and q(θ) gently: on synthetic SLDS videos, larger steps (lr
+    # 1e-3, ρ 0.1–0.5) and potential masking all drifted away from the true states.
+    lr: float = 1e-4
+    lr_a: float = 2e-3  # stage A (networks from scratch)
+    hidden: int = 200
     warmup_steps: int = 100
     steps_a: int = 0  # 0: derived from the data size
     steps_c: int = 0
     sweeps: int = 4
-    rho_c: float = 0.1  # SVI step size in stage C, decayed as (1 + t/τ)^-0.6
+    rho_c: float = 0.02  # SVI step size in stage C, decayed as (1 + t/τ)^-0.6
     rho_tau: float = 100.0
     em_iters: int = 12
+    merge_penalty: float = 10.0  # × BIC cost of a state, for merging AR-HMM states in stage B
     pseudo_count_cap: float = 500.0
-    mask_fraction: float = 0.2  # share of subsequences with a masked window in stage C
+    mask_fraction: float = 0.0  # share of subsequences with a masked window in stage C
     max_side: int = 32
+    # Transition pseudo-counts per row, as a multiple of the frames per state (K-average).
+    trans_strength: float = 10.0
 
 
 def _subsequences(sessions: list[torch.Tensor], seq_len: int) -> torch.Tensor:
@@ -86,6 +94,7 @@ def _run_steps(
     rng: np.random.Generator,
     gen: torch.Generator,
     rho_base: float,
+    lr: float,
     sweeps: int,
     kl_warmup: int,
     cache: torch.Tensor | None,
@@ -94,7 +103,7 @@ def _run_steps(
 ) -> None:
     """Adam + SVI steps on random minibatches of subsequences (svae.md §7.3)."""
     device = model.device
-    opt = torch.optim.Adam(model.parameters(), lr=settings.lr)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
     n_seq = data.shape[0]
     B = min(settings.batch, n_seq)
     scale = n_seq / B
@@ -108,7 +117,7 @@ def _run_steps(
         batch = data[idx].to(device)
         warm = min(settings.warmup_steps, max(1, steps // 5))
         for g in opt.param_groups:
-            g["lr"] = settings.lr * min(1.0, (step + 1) / warm)
+            g["lr"] = lr * min(1.0, (step + 1) / warm)
         mask = None
         if masking:
             mask = _random_mask(B, batch.shape[1], settings.mask_fraction, rng, device)
@@ -194,12 +203,49 @@ def _weighted_regression(
     return Mt.transpose(-1, -2), Q, MNIWStats(Sxx, Sxy, Syy, n)
 
 
-def fit_arhmm(
-    X: torch.Tensor, prior: SLDSParams, *, iters: int, seed: int
-) -> tuple[torch.Tensor, torch.Tensor, SLDSStats]:
-    """Sticky AR(1)-HMM by EM on latent means X (N, T, D).
+def _regression_loglik(st: MNIWStats, ridge: float = 1e-3) -> torch.Tensor:
+    """(…) maximised Gaussian log-likelihood of the regressions summarised by ``st``."""
+    D = st.Syy.shape[-1]
+    p = st.Sxx.shape[-1]
+    Sxx = st.Sxx + ridge * torch.eye(p, dtype=st.Sxx.dtype)
+    resid = st.Syy - st.Sxy.transpose(-1, -2) @ torch.linalg.solve(Sxx, st.Sxy)
+    n = st.n.clamp_min(1e-9)
+    Q = 0.5 * (resid + resid.transpose(-1, -2)) / n[..., None, None]
+    Q = Q + 1e-6 * torch.eye(D, dtype=Q.dtype)
+    return -0.5 * n * (torch.logdet(Q) + D * (1.0 + math.log(2 * math.pi)))
 
-    Returns (gamma (N, T, K), pair counts (K, K), statistics of the final E-step).
+
+def _sticky_log_trans(active: torch.Tensor, dwell: float) -> torch.Tensor:
+    """(K, K) fixed sticky log transition matrix over the active states."""
+    K = active.shape[0]
+    n_act = int(active.sum())
+    stay = 1.0 - 1.0 / dwell
+    off = (1.0 - stay) / max(n_act - 1, 1)
+    mat = torch.where(active[None, :], torch.full((K, K), off, dtype=torch.float64),
+                      torch.full((K, K), 1e-30, dtype=torch.float64))
+    mat.fill_diagonal_(stay)
+    return torch.log(mat)
+
+
+def fit_arhmm(
+    X: torch.Tensor,
+    prior: SLDSParams,
+    *,
+    iters: int,
+    seed: int,
+    dwell_frames: float = 12.0,
+    merge_penalty: float = 1.0,
+) -> tuple[torch.Tensor, torch.Tensor, SLDSStats, torch.Tensor]:
+    """Sticky AR(1)-HMM on latent means X (N, T, D) by EM, with BIC-guided state merging.
+
+    k-means on [x̄_t, Δx̄_t] starts K states; EM alternates forward–backward and weighted
+    regressions. The transition matrix is held at a fixed sticky matrix (mean dwell
+    ``dwell_frames``): learnt transitions would reinforce whatever flicker k-means starts with.
+    Between EM rounds, the two states whose merged regression loses the least log-likelihood
+    are merged while that loss is below ``merge_penalty`` × the BIC cost of a state, so the
+    data decide how many of the K states are used.
+
+    Returns (gamma (N, T, K), pair counts (K, K), statistics, active (K,) bool).
     """
     N, T, D = X.shape
     K = prior.trans.shape[0]
@@ -211,25 +257,69 @@ def fit_arhmm(
     km = KMeans(n_clusters=K, n_init=2, random_state=seed).fit(feats[take].numpy())
     labels = torch.as_tensor(km.predict(feats.numpy()), dtype=torch.long).reshape(N, T)
     gamma = torch.nn.functional.one_hot(labels, K).to(X.dtype)
-    trans_alpha = prior.trans
+    active = gamma.sum((0, 1)) > 0
+    n_params = D * (D + 1) + D * (D + 1) // 2
+    penalty = merge_penalty * 0.5 * n_params * math.log(max(N * T, 2))
     pair = torch.zeros(K, K, dtype=X.dtype)
-    stats = None
-    for _ in range(iters):
-        A, Q, dyn = _weighted_regression(X, gamma, prior)
-        counts = pair if stats is not None else _pair_counts(gamma)
-        log_trans = torch.log(trans_alpha + counts) - torch.log(
-            (trans_alpha + counts).sum(-1, keepdim=True)
-        )
-        init = gamma[:, 0].sum(0) + 1.0
-        log_pi0 = torch.log(init / init.sum())
-        res = forward_backward(log_pi0, log_trans, _ar_loglik(X, A, Q))
-        gamma, pair = res.gamma, res.pair_counts.sum(0)
-        stats = dyn
+
+    def em(gamma: torch.Tensor, rounds: int) -> tuple[torch.Tensor, torch.Tensor]:
+        log_trans = _sticky_log_trans(active, dwell_frames)
+        pair = torch.zeros(K, K, dtype=X.dtype)
+        for _ in range(rounds):
+            A, Q, _ = _weighted_regression(X, gamma, prior)
+            init = gamma[:, 0].sum(0) + 1e-3
+            log_pi0 = torch.log(init / init.sum())
+            ll = _ar_loglik(X, A, Q)
+            ll = torch.where(active, ll, torch.full_like(ll, -1e6))
+            res = forward_backward(log_pi0, log_trans, ll)
+            gamma, pair = res.gamma, res.pair_counts.sum(0)
+        return gamma, pair
+
+    gamma, pair = em(gamma, iters)
+    for _ in range(8):
+        merged = False
+        while int(active.sum()) > 1:
+            _, _, st = _weighted_regression(X, gamma, prior)
+            ll = _regression_loglik(st)
+            idx = torch.nonzero(active).squeeze(1)
+            i, j = torch.meshgrid(idx, idx, indexing="ij")
+            keep = i < j
+            i, j = i[keep], j[keep]
+            both = MNIWStats(*(a[i] + a[j] for a in st))
+            cost = ll[i] + ll[j] - _regression_loglik(both)
+            # States too small to estimate a regression are merged regardless of the penalty.
+            tiny = torch.minimum(st.n[i], st.n[j]) < 2 * n_params
+            cost = torch.where(tiny, torch.full_like(cost, -1.0), cost)
+            best = int(torch.argmin(cost))
+            if float(cost[best]) >= penalty:
+                break
+            a_, b_ = int(i[best]), int(j[best])
+            if _DEBUG:
+                print("merge", a_, b_, float(cost[best]), float(cost[best] / (st.n[a_] + st.n[b_])),
+                      float(st.n[a_]), float(st.n[b_]))
+            gamma[..., a_] += gamma[..., b_]
+            gamma[..., b_] = 0.0
+            active[b_] = False
+            merged = True
+        if not merged:
+            break
+        gamma, pair = em(gamma, max(2, iters // 3))
     _, _, dyn = _weighted_regression(X, gamma, prior)
     x1 = X[:, 0]
     one = torch.ones((), dtype=X.dtype)
     ini = MNIWStats(N * one.view(1, 1), x1.sum(0)[None], x1.T @ x1, N * one)
-    return gamma, pair, SLDSStats(gamma[:, 0].sum(0), pair, dyn, ini)
+    return gamma, pair, SLDSStats(gamma[:, 0].sum(0), pair, dyn, ini), active
+
+
+def _with_beta(prior: SLDSParams, beta: torch.Tensor, dwell: float) -> SLDSParams:
+    """Sticky transition prior whose off-diagonal mass in row i follows β_j (j ≠ i)."""
+    K = beta.shape[0]
+    strength = prior.trans.sum(-1, keepdim=True)  # keep each row's pseudo-count total
+    off = beta[None, :].expand(K, K).clone()
+    off.fill_diagonal_(0.0)
+    off = off / off.sum(-1, keepdim=True).clamp_min(1e-30) * (1.0 / dwell)
+    mean = off + torch.eye(K, dtype=off.dtype) * (1.0 - 1.0 / dwell)
+    return SLDSParams(prior.init, strength * mean, prior.dynamics, prior.initial)
 
 
 def _pair_counts(gamma: torch.Tensor) -> torch.Tensor:
@@ -307,7 +397,10 @@ def fit_model(
     if dev.type != "cpu":
         gen = torch.Generator(device=dev).manual_seed(seed)
     h, w = input_size(H, W, settings.max_side)
-    config = SVAEConfig(states=states, latent_dim=latent_dim, height=h, width=w, fps=fps)
+    n_frames = sum(s.shape[0] for s in sessions)
+    config = SVAEConfig(states=states, latent_dim=latent_dim, height=h, width=w, fps=fps,
+                        hidden=settings.hidden,
+                        trans_strength=settings.trans_strength * max(n_frames / states, 1.0))
     tensors = [frames_to_tensor(s, config) for s in sessions]
     data = _subsequences(tensors, settings.seq_len)
     n_seq = data.shape[0]
@@ -338,7 +431,8 @@ def fit_model(
             report(0.9 * (step + 1) / total, f"stage A (1 state): step {step + 1}/{steps_a}",
                    metrics)
 
-    _run_steps(model_a, data, steps_a, settings, rng=rng, gen=gen, rho_base=0.3, sweeps=1,
+    _run_steps(model_a, data, steps_a, settings, rng=rng, gen=gen, rho_base=0.3,
+               lr=settings.lr_a, sweeps=1,
                kl_warmup=max(1, steps_a // 3), cache=None, masking=False, on_step=on_step_a)
 
     # Stage B: AR-HMM on the smoothed latents.
@@ -346,7 +440,17 @@ def fit_model(
     X = _smoothed_means(model_a, data).cpu()
     model = SLDSSVAE(config)
     prior_cpu = model.prior
-    gamma0, _, stats = fit_arhmm(X, prior_cpu, iters=settings.em_iters, seed=seed)
+    gamma0, _, stats, active = fit_arhmm(
+        X, prior_cpu, iters=settings.em_iters, seed=seed, dwell_frames=config.dwell_frames,
+        merge_penalty=settings.merge_penalty,
+    )
+    # Empirical-Bayes (weak-limit HDP style) transition prior: entering state j is a priori as
+    # likely as j's share β_j of stage B's frames, so states that stage B left unused stay off
+    # unless the data insist.
+    beta = gamma0.sum((0, 1)) / gamma0.sum()
+    beta = torch.where(active, beta.clamp_min(1e-3 / states), torch.full_like(beta, 1e-4 / states))
+    prior_cpu = _with_beta(prior_cpu, beta, config.dwell_frames)
+    model.prior = prior_cpu
     capped = _capped(stats, settings.pseudo_count_cap)
     model.params = SLDSParams(
         prior_cpu.init + capped.init_counts,
@@ -378,7 +482,8 @@ def fit_model(
                    f"stage C ({states} states): step {step + 1}/{steps_c}", metrics)
 
     _run_steps(model, data, steps_c, settings, rng=rng, gen=gen, rho_base=settings.rho_c,
-               sweeps=settings.sweeps, kl_warmup=0, cache=cache, masking=True,
+               lr=settings.lr, sweeps=settings.sweeps, kl_warmup=0, cache=cache,
+               masking=settings.mask_fraction > 0,
                on_step=on_step_c)
 
     # Final pass: segment the training sessions, renumber states by usage, measure.
@@ -390,8 +495,8 @@ def fit_model(
         ex = model.expectations()
         for x in tensors:
             R, r = model.recognize(x.to(dev))
-            g = infer_chunked(R, r, ex).cpu().numpy()
-            lab = g.argmax(1)
+            g_t, lab_t = infer_chunked(R, r, ex)
+            lab = merge_short_bouts(lab_t.cpu().numpy(), g_t.cpu().numpy(), DEFAULT_MIN_BOUT)
             usage += np.bincount(lab, minlength=states)
             labels_all.append(lab)
     perm = np.argsort(-usage, kind="stable")

@@ -101,8 +101,9 @@ def test_full_svi_step_rho_one_and_half():
     gen = torch.Generator().manual_seed(1)
     X = torch.randn(K, 40, D + 1, generator=gen)
     Y = torch.randn(K, 40, D, generator=gen)
-    dyn = MNIWStats(X.transpose(1, 2) @ X, X.transpose(1, 2) @ Y, Y.transpose(1, 2) @ Y,
-                    torch.full((K,), 40.0))
+    dyn = MNIWStats(
+        X.transpose(1, 2) @ X, X.transpose(1, 2) @ Y, Y.transpose(1, 2) @ Y, torch.full((K,), 40.0)
+    )
     x1 = torch.randn(5, D, generator=gen)
     ini = MNIWStats(torch.full((1, 1), 5.0), x1.sum(0)[None], x1.T @ x1, torch.tensor(5.0))
     st = SLDSStats(torch.tensor([1.0, 2.0, 2.0]), torch.rand(K, K, generator=gen), dyn, ini)
@@ -124,8 +125,9 @@ def test_dirichlet_expectation_and_kl():
     mc = np.log(draws).mean(0)
     assert np.allclose(dirichlet_expected_log(alpha).numpy(), mc, atol=0.02)
     beta = torch.tensor([1.0, 1.0, 1.0])
-    mc_kl = (sps.dirichlet(alpha.numpy()).logpdf(draws.T) - sps.dirichlet(beta.numpy()).logpdf(
-        draws.T)).mean()
+    mc_kl = (
+        sps.dirichlet(alpha.numpy()).logpdf(draws.T) - sps.dirichlet(beta.numpy()).logpdf(draws.T)
+    ).mean()
     assert abs(dirichlet_kl(alpha, beta).item() - mc_kl) < 0.02
 
 
@@ -140,10 +142,15 @@ def test_mniw_kl_matches_monte_carlo():
         D, pd = M.shape
         lq = sps.invwishart(df=nu, scale=S).logpdf(Q.transpose(1, 2, 0))
         dA = A - M
-        quad = np.trace(np.linalg.inv(V) @ dA.transpose(0, 2, 1) @ np.linalg.inv(Q) @ dA,
-                        axis1=1, axis2=2)
-        la = (-0.5 * quad - 0.5 * D * pd * np.log(2 * np.pi) - 0.5 * D * np.linalg.slogdet(V)[1]
-              - 0.5 * pd * np.linalg.slogdet(Q)[1])
+        quad = np.trace(
+            np.linalg.inv(V) @ dA.transpose(0, 2, 1) @ np.linalg.inv(Q) @ dA, axis1=1, axis2=2
+        )
+        la = (
+            -0.5 * quad
+            - 0.5 * D * pd * np.log(2 * np.pi)
+            - 0.5 * D * np.linalg.slogdet(V)[1]
+            - 0.5 * pd * np.linalg.slogdet(Q)[1]
+        )
         return lq + la
 
     mc = (logpdf(A, Q, M, V, S, nu) - logpdf(A, Q, M0, V0, S0, nu0)).mean()
@@ -154,6 +161,6 @@ def test_mniw_kl_matches_monte_carlo():
 def test_sticky_prior_dwell_time():
     K, dwell = 40, 12.0
     a = sticky_transition_prior(K, alpha=0.1, dwell_frames=dwell)
-    e_self = (a.diagonal() / a.sum(-1))
+    e_self = a.diagonal() / a.sum(-1)
     assert torch.allclose(1.0 / (1.0 - e_self), torch.full((K,), dwell))
     assert isinstance(default_prior(4, 3).dynamics, MNIW)

@@ -20,8 +20,12 @@ def _random_globals(K: int, D: int, seed: int):
     X[..., D] = 1.0
     F = 0.6 * torch.randn(K, D, D + 1, generator=gen)
     Y = X @ F.transpose(-1, -2) + 0.3 * torch.randn(K, n, D, generator=gen)
-    dyn = MNIWStats(X.transpose(1, 2) @ X, X.transpose(1, 2) @ Y, Y.transpose(1, 2) @ Y,
-                    torch.full((K,), float(n)))
+    dyn = MNIWStats(
+        X.transpose(1, 2) @ X,
+        X.transpose(1, 2) @ Y,
+        Y.transpose(1, 2) @ Y,
+        torch.full((K,), float(n)),
+    )
     x1 = torch.randn(n, D, generator=gen) + 0.5
     ini = MNIWStats(torch.full((1, 1), float(n)), x1.sum(0)[None], x1.T @ x1, torch.tensor(n * 1.0))
     st = SLDSStats(torch.rand(K, generator=gen) * 3, torch.rand(K, K, generator=gen) * 5, dyn, ini)
@@ -42,22 +46,33 @@ def test_local_kl_matches_brute_force():
     dyn, ini = ex.dynamics, ex.initial
     mu, sd = post.kalman.mean[0, :, 0], post.kalman.cov[0, :, 0, 0].sqrt()
     n = 81
-    axes = [torch.linspace(float(m - 9 * s), float(m + 9 * s), n) for m, s in zip(mu, sd,
-                                                                                  strict=True)]
+    axes = [
+        torch.linspace(float(m - 9 * s), float(m + 9 * s), n) for m, s in zip(mu, sd, strict=True)
+    ]
     cell = math.prod(float(a[1] - a[0]) for a in axes)
     x1, x2, x3 = torch.meshgrid(*axes, indexing="ij")
     xs = [x1, x2, x3]
 
     def log_init(x):
-        return (-0.5 * ini.EQi[0, 0] * x**2 + ini.EQiA[0, 0] * x - 0.5 * ini.EAtQiA[0, 0]
-                + 0.5 * ini.Elogdet - 0.5 * math.log(2 * math.pi))
+        return (
+            -0.5 * ini.EQi[0, 0] * x**2
+            + ini.EQiA[0, 0] * x
+            - 0.5 * ini.EAtQiA[0, 0]
+            + 0.5 * ini.Elogdet
+            - 0.5 * math.log(2 * math.pi)
+        )
 
     def log_trans(k, xp, xn):
         # E_θ log N(xn | F xp + b, Q) written out for D = 1.
         a = dyn.EAtQiA[k]
-        return (-0.5 * dyn.EQi[k, 0, 0] * xn**2 + dyn.EQiA[k, 0, 0] * xn * xp
-                + dyn.EQiA[k, 0, 1] * xn - 0.5 * (a[0, 0] * xp**2 + 2 * a[0, 1] * xp + a[1, 1])
-                + 0.5 * dyn.Elogdet[k] - 0.5 * math.log(2 * math.pi))
+        return (
+            -0.5 * dyn.EQi[k, 0, 0] * xn**2
+            + dyn.EQiA[k, 0, 0] * xn * xp
+            + dyn.EQiA[k, 0, 1] * xn
+            - 0.5 * (a[0, 0] * xp**2 + 2 * a[0, 1] * xp + a[1, 1])
+            + 0.5 * dyn.Elogdet[k]
+            - 0.5 * math.log(2 * math.pi)
+        )
 
     psi = sum(-0.5 * R[0, t, 0] * xs[t] ** 2 + r[0, t, 0] * xs[t] for t in range(T))
     expected_pair = sum(
@@ -74,8 +89,9 @@ def test_local_kl_matches_brute_force():
         for k in range(K):
             L[t, k] = (qx * log_trans(k, xs[t - 1], xs[t])).sum()
     paths = list(itertools.product(range(K), repeat=T))
-    log_pz = torch.stack([ex.log_pi0[p[0]] + sum(ex.log_trans[p[t - 1], p[t]]
-                                                  for t in range(1, T)) for p in paths])
+    log_pz = torch.stack(
+        [ex.log_pi0[p[0]] + sum(ex.log_trans[p[t - 1], p[t]] for t in range(1, T)) for p in paths]
+    )
     log_qz_un = log_pz + torch.stack([sum(L[t, p[t]] for t in range(T)) for p in paths])
     log_qz = log_qz_un - torch.logsumexp(log_qz_un, 0)
     qz = torch.exp(log_qz)
@@ -86,10 +102,14 @@ def test_local_kl_matches_brute_force():
     assert torch.allclose(marg, w, atol=1e-8)  # the loop converged to the mean-field fixed point
 
     # E_{q(z) q(x)} log p(x | z) by enumeration and quadrature.
-    e_log_px = torch.stack([
-        (qx * (log_init(x1) + sum(log_trans(p[t], xs[t - 1], xs[t]) for t in range(1, T)))).sum()
-        for p in paths
-    ])
+    e_log_px = torch.stack(
+        [
+            (
+                qx * (log_init(x1) + sum(log_trans(p[t], xs[t - 1], xs[t]) for t in range(1, T)))
+            ).sum()
+            for p in paths
+        ]
+    )
     kl = ((qz * (log_qz - log_pz - e_log_px)).sum() + (qx * log_qx).sum()).item()
     assert abs(post.kl.item() - kl) < 1e-7, (post.kl.item(), kl)
     # The 2016 code's KL omits the cross term E log p(x|z); it must not agree.
@@ -126,3 +146,33 @@ def test_bound_runs_and_trains_one_step():
     before = model.params.trans.clone()
     model.svi_update(sufficient_stats(out.posterior), rho=0.5, scale=3.0)
     assert not torch.allclose(before, model.params.trans)
+
+
+def test_short_fit_recovers_synthetic_states():
+    """A few hundred steps on a 3-state SLDS video: the states come back well above chance."""
+    import numpy as np
+    from sklearn.metrics import adjusted_rand_score
+
+    from model.segment import segment_frames
+    from model.synthetic_slds import make_synthetic
+    from model.train import TrainSettings, fit_model
+
+    torch.set_num_threads(1)
+    syn = make_synthetic(1600, states=3, latent_dim=2, seed=1)
+    calls = []
+    model = fit_model(
+        [syn.frames], states=6, latent_dim=3, seed=0,
+        progress=lambda f, m, d: calls.append((f, m, d)),
+        settings=TrainSettings(hidden=64, steps_a=150, steps_c=60, batch=16),
+    )
+    seg = segment_frames(model, syn.frames)
+    ari = adjusted_rand_score(syn.states, seg.syllable)
+    assert ari > 0.5, ari
+    assert 2 <= model.summary["states_used"] <= 6
+    # Syllable ids are ordered by usage on the training data.
+    usage = model.summary["usage"]
+    assert usage == sorted(usage, reverse=True)
+    fractions = [c[0] for c in calls]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert any("elbo_per_frame" in c[2] for c in calls)
+    assert len(seg.syllable) == len(syn.frames) and np.all(seg.probability <= 1.0)
