@@ -496,6 +496,12 @@ async function watchFit(jobId) {
     jobBox.replaceChildren(jobView(job));
     if (window.Plotly && (job.metrics || []).length) trainingCurve(document.getElementById("training-curve"), job.metrics);
     if (job.status === "succeeded" || job.status === "failed") {
+      // A quick fit may end before its live figures reach the job: the model keeps the curve.
+      const models = await api("GET", `/api/experiments/${EXP}/models`).catch(() => []);
+      const model = models.find((m) => m.job_id === jobId);
+      if (window.Plotly && model && (model.training_curve || []).length) {
+        trainingCurve(document.getElementById("training-curve"), model.training_curve);
+      }
       refreshModels();
       break;
     }

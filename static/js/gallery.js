@@ -39,9 +39,15 @@ function card(s) {
   saver(s, "name", name, status);
   saver(s, "description", description, status);
   const hist = h("div", { class: "hist" });
-  const clips = (s.clips || []).map((c) => h("div", { class: "clip" },
-    h("video", { src: c.url, muted: true, loop: true, autoplay: true, playsinline: true, preload: "auto" }),
-    h("a", { href: `/sessions/${c.session_id}` }, `session ${c.session_id} · frames ${c.start_frame}–${c.end_frame}`)));
+  const clips = (s.clips || []).map((c) => {
+    const video = h("video", { muted: true, loop: true, autoplay: true, playsinline: true, preload: "auto" });
+    // The attribute alone does not mute a video made by script; browsers autoplay muted ones only.
+    video.muted = true;
+    video.defaultMuted = true;
+    video.src = c.url;
+    return h("div", { class: "clip" }, video,
+      h("a", { href: `/sessions/${c.session_id}` }, `session ${c.session_id} · frames ${c.start_frame}–${c.end_frame}`));
+  });
   const el = h("div", { class: "card syllable-card", style: { borderLeftColor: s.color },
     dataset: { syllableIndex: s.index, syllableId: s.id, syllableName: s.label || s.name } },
   h("div", {},

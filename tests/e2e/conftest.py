@@ -30,7 +30,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
     "--no-first-run",
-    "--autoplay-policy=no-user-gesture-required",
 ]
 SCREENSHOTS = REPO / "test-output" / "screenshots"
 

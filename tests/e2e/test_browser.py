@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import DEEPOF
+from tests.conftest import DEEPOF, wait_for
 from tests.e2e.conftest import LiveServer, screenshot
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -187,7 +187,7 @@ def test_journey_upload_fit_view_rename_export(live_server: LiveServer, page: An
     page.locator("#fit-live .job").wait_for()
     page.locator("[data-model-id] .badge.ready").wait_for(timeout=150_000)
     row.locator(".job[data-job-kind=segment][data-job-status=succeeded]").wait_for(timeout=60_000)
-    assert page.locator("#training-curve .main-svg").count() > 0
+    page.locator("#training-curve .main-svg").first.wait_for()  # the fit's training curve
     screenshot(page, "03-experiment-fitted")
     model_id = int(page.locator("[data-model-id]").first.get_attribute("data-model-id"))
 
@@ -242,9 +242,20 @@ def test_journey_upload_fit_view_rename_export(live_server: LiveServer, page: An
     page.mouse.up()
     page.wait_for_function(f"Math.abs({VIDEO}.currentTime - 4.0) < 1.5 / {fps}")
 
-    # --- Gallery: rename a syllable inline ---------------------------------------------------
+    # --- Gallery: example clips play; rename a syllable inline ------------------------------
+    def clips_rendered() -> bool:
+        model = live_server.api("GET", f"/api/models/{model_id}")
+        return any(s["clips"] for s in model["syllables"])
+
+    wait_for(clips_rendered, timeout=60, what="the example clips")
     page.goto(f"{base}/models/{model_id}/syllables")
     page.wait_for_selector("body[data-ready=true]")
+    page.wait_for_function(
+        "[...document.querySelectorAll('.clips video')].some(v => v.currentTime > 0.2)",
+        timeout=20_000,
+    )  # muted autoplay: they play by themselves
+    first_clip = page.locator(".clips video").first
+    assert first_clip.evaluate("v => v.muted && v.loop && v.autoplay")
     card = page.locator(".syllable-card").first
     index = int(card.get_attribute("data-syllable-index"))
     card.locator(".name-input").fill("rearing")
