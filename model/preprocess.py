@@ -110,9 +110,15 @@ class BackgroundModel:
         return int(0.9 * self.body_length + 16)
 
     @cached_property
+    def window_scale(self) -> int:
+        """Downscale factor of the search window: a large mouse is searched at 30-45 px body
+        length, where the centroid is still sub-pixel, so the per-frame cost stays flat."""
+        return max(1, round(self.body_length / 30.0))
+
+    @cached_property
     def open_kernel(self) -> np.ndarray:
-        """Structuring element that removes noise and thin parts (the tail)."""
-        k = max(3, round(0.12 * self.body_length) | 1)
+        """Structuring element (at window scale) that removes noise and thin parts (the tail)."""
+        k = max(3, math.ceil(0.12 * self.body_length / self.window_scale) | 1)
         return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
 
 
@@ -213,8 +219,11 @@ def _window(cx: float, cy: float, r: int, shape: tuple[int, ...]) -> tuple[int, 
     return x0, y0, min(w, int(cx) + r + 1), min(h, int(cy) + r + 1)
 
 
-def _measure(diff: np.ndarray, contour: np.ndarray, x0: int, y0: int, n: int) -> Detection:
-    """Intensity-weighted moments of one blob (weights = signed difference inside it)."""
+def _measure(
+    diff: np.ndarray, contour: np.ndarray, x0: int, y0: int, n: int, f: int = 1
+) -> Detection:
+    """Intensity-weighted moments of one blob (weights = signed difference inside it), in a
+    window at (x0, y0) downscaled by ``f`` (pixel j covers source pixels j·f .. j·f + f - 1)."""
     bx, by, bw, bh = cv2.boundingRect(contour)
     fill = np.zeros((bh, bw), dtype=np.uint8)
     cv2.drawContours(fill, [contour], 0, 255, thickness=-1, offset=(-bx, -by))
@@ -239,12 +248,12 @@ def _measure(diff: np.ndarray, contour: np.ndarray, x0: int, y0: int, n: int) ->
         axis -= math.pi
     return Detection(
         found=True,
-        x=x0 + bx + cx,
-        y=y0 + by + cy,
+        x=x0 + (bx + cx) * f + (f - 1) / 2,
+        y=y0 + (by + cy) * f + (f - 1) / 2,
         axis=axis,
-        length=4.0 * math.sqrt(lam1),
-        width=4.0 * math.sqrt(lam2),
-        area=float(cv2.countNonZero(fill)),
+        length=4.0 * math.sqrt(lam1) * f,
+        width=4.0 * math.sqrt(lam2) * f,
+        area=float(cv2.countNonZero(fill)) * f * f,
         asymmetry=m3 / lam1**1.5,
         n_blobs=n,
     )
@@ -286,23 +295,30 @@ def _detect_in_window(
     *,
     strict: bool,
 ) -> Detection | None:
+    f = model.window_scale
     x0, y0, x1, y1 = _window(centre[0], centre[1], r, frame.shape)
+    x1, y1 = x0 + (x1 - x0) // f * f, y0 + (y1 - y0) // f * f  # whole f x f blocks
+    if x1 <= x0 or y1 <= y0:
+        return None
     diff = signed_difference(frame[y0:y1, x0:x1], model.image[y0:y1, x0:x1], model.polarity)
-    contour, big = _blobs(_mask(diff, model.threshold, kernel), min_area)
+    if f > 1:
+        diff = cv2.resize(diff, ((x1 - x0) // f, (y1 - y0) // f), interpolation=cv2.INTER_AREA)
+    contour, big = _blobs(_mask(diff, model.threshold, kernel), min_area / (f * f))
     if contour is None:
         return None
     if strict:
         bx, by, bw, bh = cv2.boundingRect(contour)
         h, w = frame.shape[:2]
+        dh, dw = diff.shape
         touches = (
             (bx == 0 and x0 > 0)
             or (by == 0 and y0 > 0)
-            or (bx + bw == x1 - x0 and x1 < w)
-            or (by + bh == y1 - y0 and y1 < h)
+            or (bx + bw == dw and x1 < w)
+            or (by + bh == dh and y1 < h)
         )
         if touches:
             return None
-    return _measure(diff, contour, x0, y0, big)
+    return _measure(diff, contour, x0, y0, big, f)
 
 
 def _coarse_search(
@@ -377,9 +393,9 @@ def _crop_u8(
     diff = signed_difference(patch, model.image[y0:y1, x0:x1], model.polarity)
     # Inside the mouse, compare with the smoothed floor: the mouse's own shading, not the
     # texture of the bedding under it. Outside, the exact floor cancels that texture.
-    inside = diff > 0.5 * model.threshold
+    _, inside = cv2.threshold(diff, 0.5 * model.threshold, 255, cv2.THRESH_BINARY)
     smooth = signed_difference(patch, model.smooth[y0:y1, x0:x1], model.polarity)
-    diff = np.where(inside, smooth, diff)
+    diff = cv2.copyTo(smooth, inside, diff)
     # Inverse map: output pixel (u, v) -> source (x, y) = centre + a·R(heading)·(u - h, v - h).
     m = np.array(
         [
