@@ -178,6 +178,30 @@ def test_journey_upload_fit_view_rename_export(live_server: LiveServer, page: An
     assert live_server.api("GET", f"/api/sessions/{session_id}")["subject"] == "mouse 2"
     page.locator("[data-cohort=drug]").wait_for()
 
+    # A batch CSV puts it back; a new cohort; an animal's details edited in its row.
+    page.click("#upload-card details summary")
+    csv_bytes = f"filename,subject,cohort\n{DEEPOF.name},mouse 1,saline\nmissing.mp4,x,y\n"
+    page.set_input_files(
+        "#assign-file",
+        files=[{"name": "animals.csv", "mimeType": "text/csv", "buffer": csv_bytes.encode()}],
+    )
+    page.click("#assign-form button[type=submit]")
+    page.locator("#assign-result", has_text="Assigned 1 session").wait_for()
+    assert "missing.mp4" in page.inner_text("#assign-result")
+    row.locator(".cohort-cell", has_text="saline").wait_for()
+    page.fill("#cohort-name", "vehicle")
+    page.click("#cohort-form button[type=submit]")
+    page.locator("[data-cohort=vehicle]").wait_for()
+    animal = page.locator("#subjects tr[data-subject-id]", has_text="mouse 1")
+    animal.locator("input[data-field=genotype]").fill("C57BL/6J")
+    animal.locator("input[data-field=genotype]").blur()
+
+    def genotype_saved() -> bool:
+        subjects = live_server.api("GET", f"/api/experiments/{experiment_id}/subjects")
+        return any(s["name"] == "mouse 1" and s["genotype"] == "C57BL/6J" for s in subjects)
+
+    wait_for(genotype_saved, timeout=10, what="the genotype saved")
+
     # --- Fit a tiny model with the form; its curve and the segmentation appear live ----------
     page.click("#fit-details summary")
     page.fill("#fit-states", "4")
