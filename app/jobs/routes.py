@@ -12,6 +12,21 @@ from app.jobs.schemas import JobPublic
 router = APIRouter(prefix="/api", tags=["jobs"])
 
 
+@router.get("/experiments/{experiment_id}/jobs")
+def list_experiment_jobs(
+    experiment_id: int, db: DbSession, active: bool = False
+) -> list[JobPublic]:
+    """The experiment's own jobs (fits, example clips) and its sessions' jobs, newest first;
+    ``active=true`` keeps only queued and running ones."""
+    from app.experiments.service import get_experiment_or_raise
+
+    get_experiment_or_raise(db, experiment_id)
+    return [
+        JobPublic.model_validate(j)
+        for j in service.list_for_experiment(db, experiment_id, active_only=active)
+    ]
+
+
 @router.get("/jobs/{job_id}")
 def get_job(job_id: int, db: DbSession) -> JobPublic:
     job = service.get(db, job_id)

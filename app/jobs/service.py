@@ -116,6 +116,13 @@ def get_or_raise(db: Session, job_id: int) -> Job:
     return job
 
 
+def list_for_experiment(db: Session, experiment_id: int, *, active_only: bool) -> list[Job]:
+    query = select(Job).where(Job.experiment_id == experiment_id)
+    if active_only:
+        query = query.where(Job.status.in_([JobStatus.queued, JobStatus.running]))
+    return list(db.scalars(query.order_by(Job.id.desc()).limit(500)))
+
+
 def claim(db: Session, *, job_id: int, worker_id: str, lease_seconds: float) -> bool:
     """Take a queued job for this worker. Only one claimant can win (guarded UPDATE)."""
     now = utcnow()

@@ -104,6 +104,8 @@ def test_upload_ingest_fit_segment_browse_export(make_app, workers, tmp_path, sh
         what="fit",
     )
     assert job["status"] == "succeeded", (job, workers.logs()[-3000:])
+    kinds = {j["kind"] for j in client.get(f"/api/experiments/{eid}/jobs").json()}
+    assert {"probe", "ingest", "fit"} <= kinds
     model = client.get(f"/api/experiments/{eid}/models").json()[0]
     assert model["status"] == "ready" and model["version"] == 1
     wait_for(lambda: jobs_done(client, sid, {"segment"}), timeout=120, what="segmentation")
