@@ -32,6 +32,7 @@ whatever the input polarity, nose towards +x (right), centred on the centroid.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import queue
@@ -537,28 +538,44 @@ def _fill(a: np.ndarray) -> np.ndarray:
 def build_background(samples: np.ndarray) -> BackgroundModel:
     """Background, polarity, contrast, noise and body size from ``(N, H, W)`` uint8 frames.
 
-    First a per-pixel percentile on the floor's side of the median (the bright side for a dark
-    mouse): a mouse resting somewhere for under 15% of the samples is gone. Then the mouse is
-    found in every sample and masked out, and each pixel it ever covered takes the median of
-    the samples in which it did not: this removes a mouse that rests longer, or the smear of
-    one that barely moves in a short clip.
+    The mouse is found in every sample (at reduced resolution, against a per-pixel percentile
+    on the floor's side, which already drops a mouse resting somewhere under 15% of the time)
+    and masked out; each pixel takes the median of the samples in which no mouse covered it.
+    This also removes a mouse that rests longer, or most of the smear of one that barely moves
+    in a short clip. Pixels covered in every sample keep the percentile.
     """
     n, h, w = samples.shape
     if n < 2:
         raise TooShortError("At least two frames are needed to model the background.")
     scale = max(1, round(min(h, w) / 240))
     smalls = [_downscale(f, scale) for f in samples]
-    small_med = _downscale(_percentile_image(samples, 50), scale)
+    small_med = _percentile_image(smalls, 50)  # polarity only: reduced resolution will do
     # Polarity: which sign of difference forms compact blobs (erode kills lone noise pixels).
     peak_dark = _peak(smalls, small_med, "dark")
     peak_bright = _peak(smalls, small_med, "bright")
     polarity = "dark" if peak_dark >= peak_bright else "bright"
-    image = _percentile_image(samples, 85 if polarity == "dark" else 15)
-    model, dets = _fit_model(samples, smalls, image, polarity, scale)
-    refined = _masked_median(samples, image, dets, polarity)
-    if refined is not None:
-        model, _ = _fit_model(samples, smalls, refined, polarity, scale)
+    q = 85 if polarity == "dark" else 15
+    # Where the mouse is in each sample, found at reduced resolution (cheap); scaled back up.
+    small_stack = np.stack(smalls)
+    _, coarse = _fit_model(small_stack, smalls, _percentile_image(small_stack, q), polarity, 1)
+    dets = [_upscale_detection(d, scale) for d in coarse]
+    # Floor-side percentile of at most 31 samples: pixels no mouse ever covered need no more.
+    base = _percentile_image(samples[:: max(1, math.ceil(n / 31))], q)
+    image = _masked_median(samples, dets, polarity, base)
+    model, _ = _fit_model(samples, smalls, image, polarity, scale)
     return model
+
+
+def _upscale_detection(d: Detection, s: int) -> Detection:
+    if not d.found or s == 1:
+        return d
+    return dataclasses.replace(
+        d,
+        x=d.x * s + (s - 1) / 2,
+        y=d.y * s + (s - 1) / 2,
+        length=d.length * s,
+        area=d.area * s * s,
+    )
 
 
 def _fit_model(
@@ -599,21 +616,19 @@ def _fit_model(
 
 
 def _masked_median(
-    samples: np.ndarray, image: np.ndarray, dets: list[Detection], polarity: str
-) -> np.ndarray | None:
-    """``image`` with every pixel a detected mouse covered replaced by the median of the
+    samples: np.ndarray, dets: list[Detection], polarity: str, image: np.ndarray
+) -> np.ndarray:
+    """``image`` with each pixel a detected mouse ever covered replaced by the median of the
     samples where no mouse covered it (pixels covered in every sample keep their value)."""
     found = [(i, d) for i, d in enumerate(dets) if d.found]
-    if len(found) < 2:
-        return None
+    if not found:
+        return image
     n, h, w = samples.shape
     masks = np.zeros((n, h, w), dtype=np.uint8)
     for i, d in found:
         # A disc over the whole body, whatever its pose; the tail's faint remainder is harmless.
         cv2.circle(masks[i], (round(d.x), round(d.y)), round(0.75 * d.length + 3), 1, -1)
     union = masks.any(axis=0)
-    if not union.any():
-        return None
     covered = masks[:, union].astype(bool)  # (N, P)
     values = samples[:, union]
     # Masked samples sort to one end, so the free ones hold ranks [lo, lo + free).
@@ -635,16 +650,22 @@ def _peak(smalls: list[np.ndarray], background: np.ndarray, polarity: str) -> fl
     return float(np.median(peaks))
 
 
-def _percentile_image(samples: np.ndarray, q: float) -> np.ndarray:
-    """Per-pixel q-th percentile of uint8 frames, in row bands so memory stays bounded."""
-    n, h, _ = samples.shape
+def _percentile_image(samples: np.ndarray | list[np.ndarray], q: float) -> np.ndarray:
+    """Per-pixel q-th percentile of uint8 frames (N, H, W).
+
+    In blocks of pixels laid out pixel-major, so the partition runs over contiguous memory
+    (1.5x faster than along axis 0) and memory stays bounded.
+    """
+    stack = np.asarray(samples)
+    n = stack.shape[0]
     k = round((n - 1) * q / 100.0)
-    out = np.empty(samples.shape[1:], dtype=np.uint8)
-    band = max(1, 4_000_000 // max(1, n * samples.shape[2]))
-    for r0 in range(0, h, band):
-        chunk = samples[:, r0 : r0 + band]
-        out[r0 : r0 + band] = np.partition(chunk, k, axis=0)[k]
-    return out
+    flat = stack.reshape(n, -1)
+    out = np.empty(flat.shape[1], dtype=np.uint8)
+    block = 65536
+    for i in range(0, flat.shape[1], block):
+        chunk = np.ascontiguousarray(flat[:, i : i + block].T)
+        out[i : i + block] = np.partition(chunk, k, axis=1)[:, k]
+    return out.reshape(stack.shape[1:])
 
 
 def sample_frames(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
