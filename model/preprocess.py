@@ -7,16 +7,18 @@ per-frame scalars.
 
 Two streaming passes over the file, so a one-hour video never sits in memory:
 
-1. **Background model** from 25-150 frames spread over the whole video (only key frames are
-   decoded when there are enough of them, which costs a few percent of a full decode). A
-   per-pixel percentile on the side away from the mouse (the bright side for a dark mouse) keeps
-   a mouse that rests in one place for a while out of the background. The same samples decide
-   the polarity (dark mouse on a light floor, or bright mouse as in depth video), the contrast,
-   the noise level and the typical body length, which sets the crop scale.
-2. **Per frame**: signed difference to the background in a window around the last position
-   (full-frame search at reduced resolution only when the mouse is lost), threshold, opening
-   (which also trims the tail), largest blob, intensity-weighted moments: centroid, body axis,
-   length, width, area and the mass asymmetry along the axis.
+1. **Background model** from 12-150 frames spread over the whole video (only sampled key-frame
+   packets are decoded when there are enough key frames: a few percent of a full decode). The
+   mouse is located in each sample and masked out, and each pixel takes the median of the
+   samples where no mouse covered it, so a mouse that rests in one place for a while does not
+   become part of the floor. The same samples decide the polarity (dark mouse on a light floor,
+   or bright mouse as in depth video), the contrast, the noise level and the typical body
+   length, which sets the search window, the tail-trimming kernel and the crop scale.
+2. **Per frame** (decoding runs in a second thread): signed difference to the background in a
+   window around the last position (a full-frame search at reduced resolution only when the
+   mouse is lost, and every half second to notice other animals), threshold, opening (which
+   also trims the tail), largest blob, intensity-weighted moments: centroid, body axis, length,
+   width, area and the mass asymmetry along the axis; then the egocentric crop.
 
 Head/tail: the body axis only gives the heading up to 180°. :func:`resolve_heading` picks the sign
 per frame with a two-state Viterbi pass: flipping between consecutive frames costs as much as
