@@ -84,12 +84,17 @@ function jobView(job) {
 }
 
 async function retryJob(id) {
+  let job = null;
   try {
-    await api("POST", `/api/jobs/${id}/retry`);
+    job = await api("POST", `/api/jobs/${id}/retry`);
   } catch (err) {
     alert(`Could not retry: ${err.message}`);
   }
   etaSamples.delete(id);
+  if (job && job.kind === "fit") {
+    watchedFitJob = null;
+    watchFit(id);
+  }
   refreshSessions();
 }
 
@@ -476,7 +481,9 @@ async function refreshModels() {
   box.replaceChildren(...(models.length ? [...models].sort((a, b) => b.version - a.version).map(modelRow)
     : [h("p", { class: "empty" }, "No model yet. Fit one when the videos are ingested: it learns the syllables of this experiment.")]));
   const running = models.find((m) => m.job_id && m.status !== "ready" && m.status !== "failed");
-  if (running && watchedFitJob !== running.job_id) watchFit(running.job_id);
+  // The newest model, while it trains or when it failed (its reason and a Retry button).
+  const newest = [...models].sort((a, b) => b.version - a.version)[0];
+  if (newest && newest.job_id && newest.status !== "ready" && watchedFitJob !== newest.job_id) watchFit(newest.job_id);
   return Boolean(running);
 }
 

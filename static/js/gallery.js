@@ -58,7 +58,7 @@ function card(s) {
     description,
     h("div", { class: "small", style: { margin: ".4rem 0" } },
       h("strong", { class: "num" }, `${(s.usage * 100).toFixed(1)}%`), " of frames · ",
-      h("span", { class: "num" }, `${s.bout_count.toLocaleString()} bouts`), " · median ",
+      h("span", { class: "num" }, `${s.bout_count.toLocaleString()} bout${s.bout_count === 1 ? "" : "s"}`), " · median ",
       h("span", { class: "num" }, s.median_duration_s != null ? fmtDuration(s.median_duration_s) : "–")),
     hist),
   h("div", { class: "clips" }, clips.length ? clips : h("p", { class: "empty" }, "Example clips appear when they are rendered.")));

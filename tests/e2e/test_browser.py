@@ -334,13 +334,34 @@ def test_journey_upload_fit_view_rename_export(live_server: LiveServer, page: An
     assert "/ 4" in page.inner_text("#stat-states")
     screenshot(page, "07-model")
 
+    # --- A file that is not a video fails in words, with a Retry button ---------------------
+    page.goto(f"{base}/experiments/{experiment_id}")
+    page.set_input_files(
+        "#file-input",
+        files=[{"name": "notes.mp4", "mimeType": "video/mp4", "buffer": b"not a video at all"}],
+    )
+    page.click("#upload-start")
+    page.wait_for_selector(".upload-item[data-state=done]")
+    bad = page.locator("tr[data-session-id]", has_text="notes.mp4")
+    bad.locator("[data-session-status=failed]").wait_for(timeout=60_000)
+    reason = bad.locator("[data-job-error]").inner_text()
+    assert "not a video" in reason, reason
+    screenshot(page, "08-experiment-failed-upload")
+    job_id = int(bad.locator("[data-retry]").get_attribute("data-retry"))
+    bad.locator("[data-retry]").click()
+    wait_for(
+        lambda: live_server.api("GET", f"/api/jobs/{job_id}")["attempts"] >= 2,
+        timeout=60,
+        what="the retried job to run again",
+    )
+
     # --- Home lists it; search filters --------------------------------------------------------
     page.goto(base + "/")
     page.fill("#experiment-search", "nothing like this")
     assert page.locator("#experiments tbody tr:visible").count() == 0
     page.fill("#experiment-search", "week 1")
     assert page.locator("#experiments tbody tr:visible").count() == 1
-    screenshot(page, "08-home")
+    screenshot(page, "09-home")
 
     # The ZIP download streams a real archive.
     import httpx
@@ -440,7 +461,7 @@ def test_viewer_stays_smooth_for_a_one_hour_session(
             600,
             660,
         ]
-        screenshot(page, "09-viewer-one-hour")
+        screenshot(page, "10-viewer-one-hour")
         print(f"one-hour viewer ready in {ready_s:.2f} s; cursor move {moves_ms:.2f} ms")
         assert ready_s < 5  # generous for a shared CI machine; the bench holds the 1 s bar
     finally:
