@@ -336,10 +336,17 @@ def test_journey_upload_fit_view_rename_export(live_server: LiveServer, page: An
 
     # --- A file that is not a video fails in words, with a Retry button ---------------------
     page.goto(f"{base}/experiments/{experiment_id}")
-    page.set_input_files(
-        "#file-input",
-        files=[{"name": "notes.mp4", "mimeType": "video/mp4", "buffer": b"not a video at all"}],
+    # Dropped on the drop zone, as a person drags files from their desktop.
+    page.evaluate(
+        """() => {
+          const files = new DataTransfer();
+          files.items.add(new File(['not a video at all'], 'notes.mp4', {type: 'video/mp4'}));
+          const zone = document.getElementById('dropzone');
+          zone.dispatchEvent(new DragEvent('dragover', {dataTransfer: files, bubbles: true}));
+          zone.dispatchEvent(new DragEvent('drop', {dataTransfer: files, bubbles: true}));
+        }"""
     )
+    page.locator(".upload-item[data-filename='notes.mp4']").wait_for()
     page.click("#upload-start")
     page.wait_for_selector(".upload-item[data-state=done]")
     bad = page.locator("tr[data-session-id]", has_text="notes.mp4")
