@@ -4,7 +4,7 @@ A rendered mouse (two-part body, head, tail) moves in a round arena. Its behavio
 known semi-Markov chain over :data:`BEHAVIOURS`, each bout lasting 300-1000 ms (gamma
 distributed). Behaviours differ in what the mouse *does* (gait sway, body stretch, bend, head
 movement, rearing), not in where it is: any behaviour can happen anywhere, and pose parameters
-move smoothly between bouts (first-order lag of ~80 ms), so a single frame is rarely enough to
+move smoothly between bouts (first-order lag of 50 ms), so a single frame is rarely enough to
 tell them apart but a few hundred milliseconds are. Sensor noise, a camera blur, uneven
 lighting and H.264 compression make the pixels imperfect.
 
@@ -84,7 +84,7 @@ _AFFINITY: dict[str, dict[str, float]] = {
     "sniff": {"walk": 2, "rear": 2, "pause": 1, "turn_left": 1, "turn_right": 1, "groom": 1},
 }
 
-_TAU = 0.08  # s, lag with which the pose follows a new behaviour's targets
+_TAU = 0.05  # s, lag with which the pose follows a new behaviour's targets (~3 frames)
 _MIN_BOUT, _MAX_BOUT = 0.3, 1.0  # s
 _GAMMA_SHAPE = 8.0
 
