@@ -1,0 +1,1 @@
+"""Cohort comparison: per-animal summaries, group statistics, plots and CSV exports."""
