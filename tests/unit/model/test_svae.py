@@ -163,7 +163,7 @@ def test_short_fit_recovers_synthetic_states():
     model = fit_model(
         [syn.frames], states=6, latent_dim=3, seed=0,
         progress=lambda f, m, d: calls.append((f, m, d)),
-        settings=TrainSettings(hidden=64, steps_a=150, steps_c=60, batch=16),
+        settings=TrainSettings(hidden=64, steps_a=150, steps_c=60, batch=16, min_states=2),
     )
     seg = segment_frames(model, syn.frames)
     ari = adjusted_rand_score(syn.states, seg.syllable)
