@@ -16,7 +16,11 @@ export async function api(method, url, body, headers = {}) {
     init.body = JSON.stringify(body);
     init.headers["content-type"] = "application/json";
   }
-  const response = await fetch(url, init);
+  return readJson(await fetch(url, init));
+}
+
+/** The JSON body of a fetch Response; throws ApiError with the server's words when not ok. */
+export async function readJson(response) {
   const text = await response.text();
   let data = null;
   try { data = text ? JSON.parse(text) : null; } catch { data = text; }

@@ -5,7 +5,7 @@
 // Built for long sessions (1 h = 108k frames, thousands of bouts): each syllable is ONE filled
 // scatter trace whose rectangles are separated by gaps, so the figure holds a handful of SVG
 // paths whatever the number of bouts; the cursor is one layout shape moved with Plotly.relayout.
-import { api, fmtClock, h, pageData } from "./common.js";
+import { api, fmtClock, h, pageData, readJson } from "./common.js";
 import { CONFIG, baseLayout, qualityFlags } from "./charts.js";
 
 const RATES = [0.25, 0.5, 0.75, 1, 1.25, 1.5, 2, 3, 4];
@@ -85,35 +85,39 @@ function ethogramTraces() {
   return traces;
 }
 
-// Names written on the bands, for the bouts wide enough to hold them at the current zoom; one
-// text trace, restyled (not re-plotted) when the view changes.
-let labelTrace = -1;
+// Names written on the bands, for the bouts wide enough to hold them at the current zoom: layout
+// annotations, replaced as a whole array (cheap, like the cursor), never a data restyle, which
+// would recompute the whole figure.
 const MAX_LABELS = 150;
+let labelKey = "";
 
-function labelTraceSpec() {
-  return { type: "scatter", mode: "text", x: [], y: [], text: [], yaxis: "y3", hoverinfo: "skip",
-    textfont: { color: "#fff", size: 11 }, showlegend: false, cliponaxis: true, name: "names" };
-}
-
-function updateBandLabels() {
-  if (labelTrace < 0 || !plot._fullLayout) return;
-  const xa = plot._fullLayout.xaxis;
-  const [a, b] = xa.range;
-  const pxPerSecond = xa._length / Math.max(1e-9, b - a);
+function bandLabels(range) {
+  const xa = plot._fullLayout && plot._fullLayout.xaxis;
+  const [a, b] = range;
+  const pixels = xa ? xa._length : plot.clientWidth - 85;
+  const pxPerSecond = pixels / Math.max(1e-9, b - a);
   const { starts, ends, labels, fps, first } = state;
-  const xs = [];
-  const texts = [];
-  for (let i = 0; i < starts.length && xs.length < MAX_LABELS; i += 1) {
+  const out = [];
+  for (let i = 0; i < starts.length && out.length < MAX_LABELS; i += 1) {
     const t0 = first + starts[i] / fps;
     const t1 = first + ends[i] / fps;
     if (t1 < a || t0 > b) continue;
     const name = (state.syllables.get(labels[i]) || {}).name || "";
     const width = (Math.min(t1, b) - Math.max(t0, a)) * pxPerSecond;
     if (width < name.length * 7 + 12) continue;
-    xs.push((Math.max(t0, a) + Math.min(t1, b)) / 2);
-    texts.push(name);
+    out.push({ x: (Math.max(t0, a) + Math.min(t1, b)) / 2, y: 0.5, xref: "x", yref: "y3", text: name,
+      showarrow: false, font: { color: "#fff", size: 11 }, captureevents: false });
   }
-  Plotly.restyle(plot, { x: [xs], y: [xs.map(() => 0.5)], text: [texts] }, [labelTrace]);
+  return out;
+}
+
+function updateBandLabels() {
+  if (!plot._fullLayout) return;
+  const annotations = bandLabels(plot._fullLayout.xaxis.range);
+  const key = annotations.map((x) => `${x.x.toFixed(3)}${x.text}`).join("|");
+  if (key === labelKey) return;
+  labelKey = key;
+  Plotly.relayout(plot, { annotations });
 }
 
 function trackTraces(tracks) {
@@ -412,7 +416,8 @@ async function main() {
   const t0 = performance.now();
   let data;
   try {
-    data = await api("GET", `/api/sessions/${SESSION}/viewer`);
+    // The page started this request in its <head>, while plotly.js loaded.
+    data = await readJson(await (window.viewerResponse || fetch(`/api/sessions/${SESSION}/viewer`)));
   } catch (err) {
     say(`Could not load this session: ${err.message}`, "error");
     return;
@@ -437,7 +442,7 @@ async function main() {
   document.getElementById("fact-quality").textContent = data.quality ? (flags.length ? flags.join("; ") : "good") : "–";
 
   if (data.video_url) {
-    video.src = data.video_url;
+    if (!video.getAttribute("src")) video.src = data.video_url;
   } else {
     say("The browser copy of this video is not ready yet; it appears when ingest finishes.");
   }
@@ -445,18 +450,18 @@ async function main() {
   trackPlayback();
   installKeys();
 
-  const bands = ethogramTraces();
-  labelTrace = bands.length;
-  await Plotly.newPlot(plot, [...bands, labelTraceSpec(), ...trackTraces(data.tracks || {})], layout(), {
+  const figureLayout = layout();
+  figureLayout.annotations = bandLabels([state.first, state.first + state.duration]);
+  await Plotly.newPlot(plot, [...ethogramTraces(), ...trackTraces(data.tracks || {})], figureLayout, {
     ...CONFIG, scrollZoom: true, doubleClick: "reset", modeBarButtonsToRemove: ["select2d", "lasso2d", "autoScale2d"],
   });
   installMouse();
-  updateBandLabels();
   plot.on("plotly_relayout", (change) => {
     if (Object.keys(change).some((k) => k.startsWith("xaxis"))) updateBandLabels();
   });
   plot.dataset.ready = "true";
-  plot.dataset.readyMs = String(Math.round(performance.now() - t0));
+  plot.dataset.readyMs = String(Math.round(performance.now() - t0)); // data + figure
+  plot.dataset.sinceNavigationMs = String(Math.round(performance.now())); // the whole page
   showTime(state.first);
 }
 

@@ -469,7 +469,12 @@ def test_viewer_stays_smooth_for_a_one_hour_session(
             660,
         ]
         screenshot(page, "10-viewer-one-hour")
-        print(f"one-hour viewer ready in {ready_s:.2f} s; cursor move {moves_ms:.2f} ms")
-        assert ready_s < 5  # generous for a shared CI machine; the bench holds the 1 s bar
+        timing = page.evaluate("({...document.getElementById('ethogram').dataset})")
+        print(
+            f"one-hour viewer: ready {timing['sinceNavigationMs']} ms after navigation "
+            f"(data and figure {timing['readyMs']} ms); test saw {ready_s:.2f} s; "
+            f"cursor move {moves_ms:.2f} ms"
+        )
+        assert ready_s < 10  # generous for a loaded, shared CI machine (typically 1-2 s here)
     finally:
         server.stop()
