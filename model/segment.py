@@ -187,7 +187,7 @@ def segment_frames(
     model: FittedModel,
     frames: np.ndarray,
     *,
-    progress: Callable[[float, str], None] | None = None,
+    progress: Callable[[float, str, dict], None] | None = None,
     keep_posterior: bool = True,
     core: int = DEFAULT_CORE,
     margin: int = DEFAULT_MARGIN,
@@ -197,17 +197,17 @@ def segment_frames(
     """Syllables of one session's preprocessed frames (T, H, W), float32 in [0, 1].
 
     Labels are the Viterbi path, with bouts shorter than ``min_bout`` frames merged into a
-    neighbour.
+    neighbour. ``progress(fraction, message, metrics)`` is called as in ``fit_model``.
     """
     frames = np.asarray(frames)
     if frames.ndim != 3 or frames.shape[0] == 0:
         raise ValueError(f"frames must have shape (T, H, W) with T > 0, got {frames.shape}")
     if progress:
-        progress(0.0, "encoding frames")
+        progress(0.0, "encoding frames", {})
     model.svae.eval()
     R, r = encode(model, frames)
     if progress:
-        progress(0.3, "inferring syllables")
+        progress(0.3, "inferring syllables", {})
     with torch.no_grad():
         ex = model.svae.expectations()
         gamma, labels = infer_chunked(R, r, ex, core=core, margin=margin,
@@ -216,5 +216,5 @@ def segment_frames(
     labels_np = merge_short_bouts(labels.cpu().numpy(), g, min_bout)
     seg = summarize(g, labels_np, keep_posterior)
     if progress:
-        progress(1.0, "done")
+        progress(1.0, "done", {"bouts": len(seg.bouts)})
     return seg

@@ -154,18 +154,16 @@ def node_log_potentials(mom: TransitionMoments, dyn: MNIWExpectations) -> Tensor
     The first frame's term is 0 because the initial state's NIW is shared by all states.
     """
     K, D = dyn.EQi.shape[0], dyn.EQi.shape[-1]
-    B, Tm1 = mom.Enext.shape[:2]
     feats = torch.cat(
-        [mom.Enext.reshape(B, Tm1, -1), mom.Ecross.reshape(B, Tm1, -1),
-         mom.Eprev.reshape(B, Tm1, -1)],
-        dim=-1,
+        [mom.Enext.flatten(-2), mom.Ecross.flatten(-2), mom.Eprev.flatten(-2)], dim=-1
     )
     table = torch.cat(
         [-0.5 * dyn.EQi.reshape(K, -1), dyn.EQiA.reshape(K, -1), -0.5 * dyn.EAtQiA.reshape(K, -1)],
         dim=1,
     )
     L = feats @ table.T + (0.5 * dyn.Elogdet - 0.5 * D * _LOG_2PI)
-    return torch.cat([torch.zeros_like(L[:, :1]), L], dim=1)
+    first = L.new_zeros(L.shape[0], 1, K)
+    return torch.cat([first, L], dim=1)
 
 
 def psi_expectation(R: Tensor, r: Tensor, kal: KalmanResult) -> Tensor:

@@ -79,3 +79,14 @@ def test_load_rejects_unknown_versions_and_missing_files(tmp_path):
     (path / "model.json").write_text(json.dumps(meta))
     with pytest.raises(ArtifactError, match="version"):
         FittedModel.load(path)
+
+
+@pytest.mark.parametrize("n", [1, 2, 5])
+def test_very_short_sessions_segment(n):
+    model = _model()
+    calls = []
+    seg = segment_frames(model, _frames(n), progress=lambda f, m, d: calls.append(f))
+    assert seg.syllable.shape == (n,)
+    assert calls[-1] == 1.0
+    with pytest.raises(ValueError):
+        segment_frames(model, np.zeros((0, 12, 10), dtype=np.float32))
