@@ -11,6 +11,7 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from app.comparison import routes as comparison_routes
 from app.core.broker import broker_ok, job_sender
 from app.core.config import Settings, get_settings
 from app.core.db import engine_for, session_factory
@@ -50,6 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(syllable_routes.router)
     app.include_router(export_routes.router)
     app.include_router(experiment_pages.router)
+    app.include_router(comparison_routes.router)
     app.mount("/static", StaticFiles(directory=str(ROOT / "static")), name="static")
 
     @app.get("/healthz", tags=["operations"])
