@@ -552,6 +552,14 @@ def build_background(samples: np.ndarray) -> BackgroundModel:
     scale = max(1, round(min(h, w) / 240))
     smalls = [_downscale(f, scale) for f in samples]
     small_med = _percentile_image(smalls, 50)  # polarity only: reduced resolution will do
+    # Samples taken at another exposure (auto exposure, lights) are brought to the median's.
+    offsets = [
+        float(np.median(sm[::4, ::4].astype(np.int16) - small_med[::4, ::4])) for sm in smalls
+    ]
+    if any(abs(o) > 3.0 for o in offsets):
+        samples = np.stack([_shift(f, -o) for f, o in zip(samples, offsets, strict=True)])
+        smalls = [_shift(sm, -o) for sm, o in zip(smalls, offsets, strict=True)]
+        small_med = _percentile_image(smalls, 50)
     # Polarity: which sign of difference forms compact blobs (erode kills lone noise pixels).
     peak_dark = _peak(smalls, small_med, "dark")
     peak_bright = _peak(smalls, small_med, "bright")
@@ -566,6 +574,12 @@ def build_background(samples: np.ndarray) -> BackgroundModel:
     image = _masked_median(samples, dets, polarity, base)
     model, _ = _fit_model(samples, smalls, image, polarity, scale)
     return model
+
+
+def _shift(image: np.ndarray, delta: float) -> np.ndarray:
+    """``image + delta`` in uint8, saturating."""
+    v = np.full(1, round(abs(delta)), dtype=np.float64)
+    return cv2.add(image, v) if delta > 0 else cv2.subtract(image, v)
 
 
 def _upscale_detection(d: Detection, s: int) -> Detection:
@@ -769,6 +783,7 @@ class _Tracker:
             self._grow()
         i = self.n
         self.times[i] = time_s
+        frame = self._match_exposure(frame)
         d = detect_mouse(frame, self.model, near=self.last)
         if i % _SCAN_EVERY == 0:
             self.scan_blobs = count_blobs(frame, self.model)
@@ -781,6 +796,26 @@ class _Tracker:
             self.det[i, 7] = 0.0
             self.blobs[i] = 0
         self.n += 1
+
+    def _match_exposure(self, frame: np.ndarray) -> np.ndarray:
+        """Undo a global brightness change (auto exposure, lights): otherwise a darker frame
+        makes the whole floor look like a dark mouse. Measured on a sparse grid, where the
+        mouse is a negligible part; frames within a few grey levels are left alone."""
+        grid = self._grid
+        offset = float(np.median(frame[grid].astype(np.int16) - self._grid_bg))
+        if abs(offset) <= max(3.0, 2.0 * self.model.noise):
+            return frame
+        return _shift(frame, -offset)
+
+    @cached_property
+    def _grid(self) -> tuple[slice, slice]:
+        h, w = self.model.image.shape
+        step = max(1, min(h, w) // 40)
+        return (slice(step // 2, h, step), slice(step // 2, w, step))
+
+    @cached_property
+    def _grid_bg(self) -> np.ndarray:
+        return self.model.image[self._grid].astype(np.int16)
 
     def finish(self, fps: float) -> Preprocessed:
         n = self.n

@@ -394,3 +394,16 @@ def test_luma_frames_match_grey_conversion(path: Path) -> None:
         # Limited-range Y maps to full-range grey as (Y - 16) * 255 / 219.
         expected = np.clip((a.astype(np.float64) - 16) * 255 / 219, 0, 255)
         assert np.abs(expected - b).mean() < 2.0
+
+
+@pytest.mark.parametrize("step", [-50, 40])
+def test_exposure_changes_do_not_turn_the_floor_into_a_mouse(step: int) -> None:
+    frames, truth = render_session(8, seed=6, size=(240, 180), body_length=26.0)
+    stack = np.stack(list(frames)).astype(np.int16)
+    for start in range(30, len(stack), 60):  # every other second a different exposure
+        stack[start : start + 30] += step
+    stack = np.clip(stack, 0, 255).astype(np.uint8)
+    r = preprocess_frames(stack, fps=30.0)
+    assert r.fraction_no_mouse == 0.0 and r.fraction_several_blobs == 0.0
+    err = np.hypot(r.scalars["x"] - truth.x, r.scalars["y"] - truth.y)
+    assert np.percentile(err, 95) < 3.0
