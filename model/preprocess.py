@@ -14,13 +14,13 @@ Two streaming passes over the file, so a one-hour video never sits in memory:
    become part of the floor. The same samples decide the polarity (dark mouse on a light floor,
    or bright mouse as in depth video), the contrast, the noise level and the typical body
    length, which sets the search window, the tail-trimming kernel and the crop scale.
-2. **Per frame** (decoding runs in a second thread): a global exposure change is undone
-   first (auto exposure, lights; samples in pass 1 get the same treatment); then the signed
-   difference to the background in a
-   window around the last position (a full-frame search at reduced resolution only when the
-   mouse is lost, and every half second to notice other animals), threshold, opening (which
-   also trims the tail), largest blob, intensity-weighted moments: centroid, body axis, length,
-   width, area and the mass asymmetry along the axis; then the egocentric crop.
+2. **Per frame** (decoding runs in a second thread): a global exposure change is undone first
+   (auto exposure, lights; the samples of pass 1 get the same treatment); then the signed
+   difference to the background in a window around the last position (a full-frame search at
+   reduced resolution only when the mouse is lost, and every half second to notice other
+   animals), threshold, opening (which also trims the tail), largest blob, intensity-weighted
+   moments: centroid, body axis, length, width, area and the mass asymmetry along the axis;
+   then the egocentric crop.
 
 Head/tail: the body axis only gives the heading up to 180°. :func:`resolve_heading` picks the sign
 per frame with a two-state Viterbi pass: flipping between consecutive frames costs as much as
