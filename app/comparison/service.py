@@ -449,7 +449,7 @@ def _animal_public(a: Animal) -> AnimalSummary:
         session_ids=a.session_ids,
         frames=a.frames,
         duration_s=round(a.seconds, 3),
-        usage=[round(float(u), 6) for u in a.usage],
+        usage=[round(float(u), 8) for u in a.usage],
         bouts=[int(b) for b in a.bouts],
         bouts_per_min=[round(float(b), 4) for b in a.bouts_per_min],
         median_duration_s=[maybe(d, np.median) for d in a.durations],
@@ -546,8 +546,8 @@ def _pairwise(
 
 def _fingerprint(design: Design, features: np.ndarray, groups: np.ndarray) -> FingerprintResult:
     method = (
-        "leave-one-animal-out nearest-centroid classifier on syllable usage (z-scored with the "
-        "other animals' mean and SD); permutation p-value over relabellings of the animals"
+        "leave-one-animal-out nearest-centroid classifier on the square root of syllable usage "
+        "(Hellinger distance); permutation p-value over relabellings of the animals"
     )
     cohorts = design.cohorts
     sizes = [int(np.sum(groups == g)) for g in range(len(cohorts))]
@@ -557,7 +557,7 @@ def _fingerprint(design: Design, features: np.ndarray, groups: np.ndarray) -> Fi
         return FingerprintResult(
             method=method, ran=False, reason="needs at least 2 animals in every cohort"
         )
-    fp = stats.fingerprint(features, groups, rng=np.random.default_rng(SEED))
+    fp = stats.fingerprint(np.sqrt(features), groups, rng=np.random.default_rng(SEED))
     return FingerprintResult(
         method=method,
         ran=True,

@@ -451,12 +451,16 @@ class Fingerprint:
     predicted: list[int] = field(default_factory=list)
 
 
-def _loo_standardised(features: np.ndarray) -> np.ndarray:
-    """(N, N, K): for each left-out animal i, every animal's features z-scored with the mean
-    and standard deviation of the other N−1 animals (no information from i leaks in)."""
+def _loo_standardised(features: np.ndarray, standardise: bool) -> np.ndarray:
+    """(N, N, K): for each left-out animal i, every animal's features, z-scored with the mean
+    and standard deviation of the other N−1 animals when ``standardise`` (no information from
+    i leaks in), else as given."""
     n = features.shape[0]
     out = np.empty((n, *features.shape))
     for i in range(n):
+        if not standardise:
+            out[i] = features
+            continue
         train = np.delete(features, i, axis=0)
         mean = train.mean(axis=0)
         std = train.std(axis=0)
@@ -487,15 +491,21 @@ def fingerprint(
     *,
     max_enumerate: int = 5_000,
     n_resamples: int = 999,
+    standardise: bool = False,
     rng: np.random.Generator | None = None,
 ) -> Fingerprint:
-    """Predict each animal's group from its feature vector (``features`` (N, K), e.g. usage)
-    by the nearest group centroid of the other animals, features z-scored within each fold.
-    The p-value counts relabellings whose accuracy is at least the observed one."""
+    """Predict each animal's group from its feature vector (``features`` (N, K)) by the
+    nearest (Euclidean) group centroid of the other animals; with ``standardise`` features are
+    z-scored within each fold. The p-value counts relabellings whose accuracy is at least the
+    observed one.
+
+    For usage fractions pass ``sqrt(usage)`` unstandardised (Hellinger geometry): the square
+    root roughly equalises the sampling noise of rare and common syllables, whereas z-scoring
+    would give a syllable that is pure noise as much weight as one that differs."""
     features = np.asarray(features, float)
     groups = np.asarray(groups)
     g_count = int(groups.max()) + 1
-    z = _loo_standardised(features)
+    z = _loo_standardised(features, standardise)
     observed = int(_loo_correct(z, groups[None, :], g_count)[0])
     n = len(groups)
     sizes = [int(np.sum(groups == g)) for g in range(g_count)]

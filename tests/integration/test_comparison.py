@@ -1,0 +1,340 @@
+"""The cohort comparison API and CSV exports on a database filled through the ORM (fast: no
+video, no fit). Sessions, segmentations and bouts are simulated with a planted effect: the
+"drug" cohort spends more time in syllable 1 and less in syllable 2, by the same amount, so
+no other syllable's usage changes and exactly those two must be flagged."""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from sqlalchemy.orm import Session
+
+from tests.conftest import backend_env
+
+STATES = 6
+FPS = 30.0
+# Chance of each syllable starting the next bout, and mean bout length (frames).
+CONTROL = np.array([0.2, 0.15, 0.25, 0.15, 0.15, 0.10])
+PLANTED = {1: +0.12, 2: -0.12}
+BOUT_FRAMES = np.array([15, 20, 20, 12, 25, 18])
+
+
+def simulate_bouts(
+    rng: np.random.Generator, probs: np.ndarray, frames: int
+) -> list[tuple[int, int, int]]:
+    """(start, end, syllable) bouts filling ``frames`` frames; syllables drawn i.i.d.
+    (consecutive repeats allowed, so expected usage ∝ probs × bout length)."""
+    out = []
+    t = 0
+    while t < frames:
+        k = int(rng.choice(len(probs), p=probs))
+        n = int(max(3, rng.poisson(BOUT_FRAMES[k])))
+        out.append((t, min(frames, t + n), k))
+        t += n
+    return out
+
+
+def write_features(storage_root: Path, rel: str, frames: int, speed: float) -> None:
+    """A tiny features file with x, y and speed (px, px/s): the mouse moves along x."""
+    from model.features import Features, save
+
+    x = np.arange(frames) * speed / FPS
+    save(
+        Features(
+            crops=np.zeros((frames, 4, 4), np.uint8),
+            scalars={
+                "x": x,
+                "y": np.zeros(frames),
+                "speed": np.full(frames, speed),
+            },
+            quality=np.zeros(frames, np.int8),
+            times=np.arange(frames) / FPS,
+            fps=FPS,
+            summary={},
+        ),
+        storage_root / rel,
+    )
+
+
+def populate(
+    session_factory: Callable[[], Session],
+    storage_root: Path,
+    *,
+    design: Sequence[tuple[str, int, int]] = (("saline", 5, 1), ("drug", 5, 1)),
+    frames: int = 6000,
+    seed: int = 0,
+    effect: dict[int, float] | None = None,
+    unsegmented: int = 0,
+    ready: bool = True,
+    name: str = "Drug study",
+) -> dict[str, Any]:
+    """An experiment with cohorts of animals (``(cohort, animals, sessions per animal)``),
+    a ready model of ``STATES`` syllables and a segmentation of every session. Cohorts other
+    than the first get ``effect`` (default :data:`PLANTED`) added to the bout probabilities.
+    Returns ids."""
+    from app.experiments.models import Cohort, Experiment, Subject, VideoSession
+    from app.syllables.models import Bout, Segmentation, Syllable, SyllableModel
+    from app.syllables.palette import syllable_color
+
+    effect = PLANTED if effect is None else effect
+    rng = np.random.default_rng(seed)
+    with session_factory() as db:
+        experiment = Experiment(name=name, description="")
+        db.add(experiment)
+        db.flush()
+        model = SyllableModel(
+            experiment_id=experiment.id,
+            version=1,
+            status="ready" if ready else "training",
+            states=STATES,
+            states_used=STATES,
+            settings={"states": STATES},
+            session_ids=[],
+            training_curve=[],
+        )
+        db.add(model)
+        db.flush()
+        for k in range(STATES):
+            db.add(Syllable(model_id=model.id, index=k, color=syllable_color(k)))
+        ids: dict[str, Any] = {"experiment": experiment.id, "model": model.id, "sessions": []}
+        speed_by_cohort = {c: 40.0 + 20.0 * i for i, (c, _, _) in enumerate(design)}
+        for ci, (cohort_name, n_animals, n_sessions) in enumerate(design):
+            cohort = Cohort(experiment_id=experiment.id, name=cohort_name)
+            db.add(cohort)
+            db.flush()
+            probs = CONTROL.copy()
+            if ci > 0:
+                for k, d in effect.items():
+                    probs[k] += d
+            probs /= probs.sum()
+            for a in range(n_animals):
+                subject = Subject(
+                    experiment_id=experiment.id,
+                    cohort_id=cohort.id,
+                    name=f"{cohort_name}-m{a + 1}",
+                    sex="F" if a % 2 else "M",
+                )
+                db.add(subject)
+                db.flush()
+                for s in range(n_sessions):
+                    rel = f"features/{uuid.uuid4().hex}.npz"
+                    write_features(storage_root, rel, frames, speed_by_cohort[cohort_name])
+                    session = VideoSession(
+                        experiment_id=experiment.id,
+                        subject_id=subject.id,
+                        original_filename=f"{subject.name}-{s}.mp4",
+                        original_path=f"originals/{uuid.uuid4().hex}.mp4",
+                        size_bytes=1000,
+                        sha256=uuid.uuid4().hex,
+                        frame_count=frames,
+                        fps=FPS,
+                        duration_s=frames / FPS,
+                        features_path=rel,
+                    )
+                    db.add(session)
+                    db.flush()
+                    ids["sessions"].append(session.id)
+                    if ci == 0 and a == 0 and s < unsegmented:
+                        continue
+                    bouts = simulate_bouts(rng, probs, frames)
+                    seg = Segmentation(
+                        session_id=session.id,
+                        model_id=model.id,
+                        frame_count=frames,
+                        probability=np.ones(frames, np.float16).tobytes(),
+                        usage=[0.0] * STATES,
+                        transition_counts=[[0] * STATES for _ in range(STATES)],
+                    )
+                    db.add(seg)
+                    db.flush()
+                    db.add_all(
+                        Bout(
+                            segmentation_id=seg.id,
+                            syllable=k,
+                            start_frame=b0,
+                            end_frame=b1,
+                            start_s=b0 / FPS,
+                            end_s=b1 / FPS,
+                        )
+                        for b0, b1, k in bouts
+                    )
+        db.commit()
+    return ids
+
+
+@pytest.fixture
+def client_and_db(make_app: Any, tmp_path: Path) -> tuple[Any, Callable[[], Session], Path]:
+    client = make_app(backend_env(tmp_path))
+    app = client.app
+    return client, app.state.session_factory, app.state.storage.abspath("")
+
+
+def test_two_cohorts_flag_the_planted_syllables_and_pool_sessions(client_and_db):
+    client, factory, root = client_and_db
+    ids = populate(factory, root, design=(("saline", 5, 2), ("drug", 5, 1)))
+    eid = ids["experiment"]
+    r = client.get(f"/api/experiments/{eid}/comparison", params={"cohorts": "saline,drug"})
+    assert r.status_code == 200, r.text
+    data = r.json()
+    assert [c["name"] for c in data["cohorts"]] == ["saline", "drug"]
+    # Animals, not sessions: 5 saline animals with two sessions each.
+    assert [(c["animals"], c["sessions"]) for c in data["cohorts"]] == [(5, 10), (5, 5)]
+    assert len(data["animals"]) == 10
+    saline = [a for a in data["animals"] if a["cohort"] == "saline"]
+    assert all(len(a["session_ids"]) == 2 and a["frames"] == 12000 for a in saline)
+    assert all(abs(sum(a["usage"]) - 1.0) < 1e-5 for a in data["animals"])
+
+    flagged = {s["index"]: s for s in data["syllables"] if s["significant"]}
+    assert set(flagged) == {1, 2}, [(s["index"], s["q_value"]) for s in data["syllables"]]
+    assert flagged[1]["direction"] == "up" and flagged[2]["direction"] == "down"
+    assert flagged[1]["effect_size"] == 1.0 and flagged[2]["effect_size"] == -1.0
+    # Exact permutation p-value of perfect separation with 5 + 5 animals: 2 / C(10, 5).
+    assert flagged[1]["p_value"] == pytest.approx(2 / 252)
+    assert "exact permutation (252 assignments)" in flagged[1]["p_method"]
+    assert flagged[1]["test"] == "Mann–Whitney U"
+    # Sorted by |effect size|: the planted syllables come first.
+    assert {s["index"] for s in data["syllables"][:2]} == {1, 2}
+    pair = flagged[1]["pairwise"][0]
+    assert pair["ci_low"] < pair["mean_difference"] < pair["ci_high"] and pair["ci_low"] > 0
+    assert flagged[1]["gallery_url"] == f"/models/{ids['model']}/syllables#syllable-1"
+
+    fp = data["fingerprint"]
+    assert fp["ran"] and fp["accuracy"] == 1.0 and fp["exact"]
+    assert fp["p_value"] == pytest.approx(2 / 252) and fp["n_permutations"] == 252
+    assert all(p["predicted"] == p["cohort"] for p in fp["predictions"])
+
+    tr = data["transitions"]
+    assert tr["tested"] > 0 and len(tr["cohorts"]) == 2
+    # Bouts are drawn i.i.d., so the planted effect moves every transition *into* 1 (up) and
+    # 2 (down); those lead the list (sorted by q, then |difference|).
+    top = tr["results"][:6]
+    assert all(t["target"] in (1, 2) for t in top), top
+    assert all((t["difference"] > 0) == (t["target"] == 1) for t in top)
+    assert all(t["q_value"] >= t["p_value"] for t in tr["results"])
+
+    loco = {r["measure"]: r for r in data["locomotion"]}
+    speed = loco["mean speed"]
+    assert speed["means"] == {"saline": pytest.approx(40.0), "drug": pytest.approx(60.0)}
+    assert speed["p_value"] == pytest.approx(2 / 252)
+    dist = loco["distance travelled per minute"]["means"]["saline"]
+    assert dist == pytest.approx(40.0 * 60 * (6000 - 1) / 6000, rel=1e-6)
+
+    assert any("pooled" in w for w in data["warnings"])  # two sessions per saline animal
+    methods = data["methods"]
+    for phrase in ["Mann–Whitney", "Benjamini–Hochberg", "saline: 5 animals (10 sessions)",
+                   "drug: 5 animals (5 sessions)", "model version 1", "2 of 6 syllables",
+                   "Cliff's delta", "bootstrap"]:  # fmt: skip
+        assert phrase in methods, (phrase, methods)
+
+    # Order matters: the reference cohort first flips the direction.
+    flipped = client.get(
+        f"/api/experiments/{eid}/comparison", params={"cohorts": "drug,saline"}
+    ).json()
+    s1 = next(s for s in flipped["syllables"] if s["index"] == 1)
+    assert s1["direction"] == "down" and s1["effect_size"] == -1.0
+
+
+def test_csv_exports(client_and_db):
+    client, factory, root = client_and_db
+    ids = populate(factory, root, design=(("saline", 4, 2), ("drug", 4, 1)), frames=3000)
+    eid = ids["experiment"]
+    base = f"/api/experiments/{eid}/comparison"
+
+    r = client.get(f"{base}/usage.csv", params={"cohorts": "saline,drug"})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    assert "attachment" in r.headers["content-disposition"]
+    rows = list(csv.DictReader(io.StringIO(r.text)))
+    assert len(rows) == 8 * STATES  # one row per animal x syllable
+    assert {"subject", "cohort", "sex", "syllable", "usage_fraction", "bouts_per_min",
+            "median_duration_s", "distance_px", "session_ids"} <= set(rows[0])  # fmt: skip
+    by_animal: dict[str, float] = {}
+    for row in rows:
+        by_animal[row["subject"]] = by_animal.get(row["subject"], 0.0) + float(
+            row["usage_fraction"]
+        )
+        if row["cohort"] == "saline":
+            assert row["sessions"] == "2" and row["frames"] == "6000"
+    assert len(by_animal) == 8 and all(abs(v - 1) < 1e-4 for v in by_animal.values())
+
+    stats_rows = list(csv.DictReader(io.StringIO(client.get(f"{base}/statistics.csv").text)))
+    assert {r["syllable"] for r in stats_rows} == {str(k) for k in range(STATES)}
+    assert {"p_value", "q_value", "cliffs_delta", "ci_low", "ci_high", "mean_usage_drug"} <= set(
+        stats_rows[0]
+    )
+    # Cohorts default to all of them, in name order: drug first.
+    assert stats_rows[0]["cohort_a"] == "drug" and stats_rows[0]["cohort_b"] == "saline"
+
+    tr = client.get(f"{base}/transitions.csv", params={"cohorts": "saline,drug"})
+    tr_rows = list(csv.DictReader(io.StringIO(tr.text)))
+    assert {r["cohort"] for r in tr_rows} == {"saline", "drug"}
+    for cohort in ("saline", "drug"):
+        mine = [r for r in tr_rows if r["cohort"] == cohort]
+        for k in range(STATES):
+            row_sum = sum(float(r["probability_with_self"]) for r in mine
+                          if r["from_syllable"] == str(k))  # fmt: skip
+            assert row_sum == pytest.approx(1.0, abs=1e-4)
+            no_self = [float(r["probability_without_self"]) for r in mine
+                       if r["from_syllable"] == str(k) and r["to_syllable"] != str(k)]  # fmt: skip
+            assert sum(no_self) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_three_cohorts_use_kruskal_wallis_and_dunn(client_and_db):
+    client, factory, root = client_and_db
+    ids = populate(factory, root, design=(("a", 4, 1), ("b", 4, 1), ("c", 4, 1)), frames=4000)
+    data = client.get(f"/api/experiments/{ids['experiment']}/comparison").json()
+    s1 = next(s for s in data["syllables"] if s["index"] == 1)
+    assert s1["test"] == "Kruskal–Wallis"
+    assert [(p["a"], p["b"]) for p in s1["pairwise"]] == [("a", "b"), ("a", "c"), ("b", "c")]
+    assert all(p["dunn_p_adjusted"] >= p["dunn_p"] for p in s1["pairwise"])
+    # b and c received the same effect: Dunn sees a vs b and a vs c, not b vs c.
+    ab, ac, bc = s1["pairwise"]
+    assert ab["dunn_z"] > 0 and ac["dunn_z"] > 0 and abs(bc["dunn_z"]) < abs(ab["dunn_z"])
+    assert "Dunn" in data["methods"] and "Kruskal–Wallis" in data["methods"]
+    assert data["fingerprint"]["ran"] and not data["fingerprint"]["exact"]  # 34,650 > 5,000
+
+
+def test_warnings_when_the_design_cannot_support_a_claim(client_and_db):
+    client, factory, root = client_and_db
+    ids = populate(
+        factory, root, design=(("saline", 2, 2), ("drug", 2, 1)), frames=2000, unsegmented=1
+    )
+    data = client.get(f"/api/experiments/{ids['experiment']}/comparison").json()
+    text = " ".join(data["warnings"])
+    assert "Fewer than 3 animals" in text
+    assert "not segmented by model v1" in text and f"ids {ids['sessions'][0]}" in text
+    assert "smallest p-value any test can give is 0.333" in text
+    assert not any(s["significant"] for s in data["syllables"])
+    assert data["fingerprint"]["ran"]  # two animals per cohort are enough to run it
+
+    one = client.get(
+        f"/api/experiments/{ids['experiment']}/comparison", params={"cohorts": "drug"}
+    ).json()
+    assert any("Only one cohort" in w for w in one["warnings"])
+    assert not any(s["tested"] for s in one["syllables"])
+    assert not one["fingerprint"]["ran"]
+    assert "No statistical test was run" in one["methods"]
+
+
+def test_errors_in_words(client_and_db):
+    client, factory, root = client_and_db
+    ids = populate(factory, root, design=(("saline", 3, 1), ("drug", 3, 1)), frames=600)
+    eid = ids["experiment"]
+    r = client.get(f"/api/experiments/{eid}/comparison", params={"cohorts": "saline,vehicle"})
+    assert r.status_code == 422 and "'vehicle'" in r.json()["detail"]
+    assert "'drug'" in r.json()["detail"]
+    assert client.get("/api/experiments/9999/comparison").status_code == 404
+    assert client.get(f"/api/experiments/{eid}/comparison", params={"alpha": 2}).status_code == 422
+    untrained = populate(factory, root, design=(("x", 1, 1),), ready=False, name="Untrained")
+    r = client.get(f"/api/experiments/{untrained['experiment']}/comparison")
+    assert r.status_code == 409 and "no fitted model" in r.json()["detail"]
+    page = client.get(f"/experiments/{eid}/comparison?cohorts=saline,drug")
+    assert page.status_code == 200 and "comparison.js" in page.text
+    assert "/static/vendor/plotly.min.js" in page.text
+    assert client.get("/experiments/9999/comparison").status_code == 404
