@@ -280,7 +280,7 @@ def handle_segment(ctx: JobContext) -> ResultWriter:
         fitted,
         features.crops_float(),
         keep_posterior=False,
-        progress=lambda f, m: ctx.progress(0.05 + 0.9 * f, m),
+        progress=lambda f, m, _metrics: ctx.progress(0.05 + 0.9 * f, m),
     )
     times, fps, settings = np.asarray(features.times), features.fps, ctx.settings
 
