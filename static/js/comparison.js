@@ -116,7 +116,7 @@ function fingerprintChart(data) {
   const cols = syllables.map(tickLink);
   const el = document.getElementById("fingerprint-chart");
   Plotly.newPlot(el, [{
-    type: "heatmap", z, x: cols, y: rows, colorscale: "RdBu", reversescale: true, zmid: 0,
+    type: "heatmap", z, x: cols, y: rows, colorscale: "RdBu", zmid: 0,
     colorbar: { title: { text: "z" }, thickness: 12 },
     hovertemplate: "%{y}<br>%{x}: z = %{z:.2f}<extra></extra>",
   }], baseLayout({
@@ -152,7 +152,7 @@ function transitionChart(data) {
   const names = `${tr.cohorts[tr.cohorts.length - 1].cohort} − ${tr.cohorts[0].cohort}`;
   Plotly.newPlot(el, [{
     type: "heatmap", z, x: tr.syllables.map((_, i) => i), y: tr.syllables.map((_, i) => i),
-    colorscale: "RdBu", reversescale: true, zmin: -max, zmax: max,
+    colorscale: "RdBu", zmin: -max, zmax: max,
     customdata: tr.syllables.map((from) => tr.syllables.map((to) => `${tr.labels[pos.get(from)]} → ${tr.labels[pos.get(to)]}`)),
     colorbar: { title: { text: "Δp" }, thickness: 12 },
     hovertemplate: `%{customdata}<br>${escapeHtml(names)}: %{z:.3f}<extra></extra>`,
@@ -213,13 +213,13 @@ function statsTable(data) {
       h("td", { class: "num" }, fmtP(s.q_value)));
   });
   document.getElementById("stats-table").replaceChildren(
-    h("table", { class: "stats", id: "syllable-stats" }, h("thead", {}, head), h("tbody", {}, rows)));
+    h("table", { class: "stat-table", id: "syllable-stats" }, h("thead", {}, head), h("tbody", {}, rows)));
   const loco = data.locomotion.map((r) => h("tr", {},
     h("td", {}, `${r.measure} (${r.unit})`),
     ...cohorts.map((c) => h("td", { class: "num" }, r.means[c] == null ? "–" : r.means[c].toFixed(1))),
     h("td", { class: "num" }, r.p_value == null ? "–" : `p = ${fmtP(r.p_value)}`)));
   document.getElementById("locomotion-table").replaceChildren(
-    h("table", { class: "stats" }, h("thead", {}, h("tr", {}, h("th", {}, "measure"), ...cohorts.map((c) => h("th", {}, c)), h("th", {}, "test"))),
+    h("table", { class: "stat-table" }, h("thead", {}, h("tr", {}, h("th", {}, "measure"), ...cohorts.map((c) => h("th", {}, c)), h("th", {}, "test"))),
       h("tbody", {}, loco)));
 }
 

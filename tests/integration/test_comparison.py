@@ -79,6 +79,7 @@ def populate(
     a ready model of ``STATES`` syllables and a segmentation of every session. Cohorts other
     than the first get ``effect`` (default :data:`PLANTED`) added to the bout probabilities.
     Returns ids."""
+    import app.models  # noqa: F401 - every table mapped (sessions refer to jobs)
     from app.experiments.models import Cohort, Experiment, Subject, VideoSession
     from app.syllables.models import Bout, Segmentation, Syllable, SyllableModel
     from app.syllables.palette import syllable_color

@@ -1,0 +1,116 @@
+"""The cohort comparison page in Chromium: a segmented experiment (5 saline + 5 drug animals,
+written through the ORM with a planted effect on syllables 1 and 2) is compared; the page
+shows both flagged, draws every chart, links syllables to the gallery, downloads the CSVs and
+warns when only one cohort is left. A screenshot lands in ``test-output/screenshots/``."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import LiveServer, screenshot
+from tests.integration.test_comparison import STATES, populate
+
+pytestmark = [pytest.mark.e2e]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    live = LiveServer(tmp_path_factory.mktemp("e2e-comparison"), with_worker=False).start()
+    try:
+        yield live
+    finally:
+        live.stop()
+
+
+@pytest.fixture(scope="module")
+def experiment(server: LiveServer) -> dict[str, Any]:
+    from app.core.config import Settings
+    from app.core.db import engine_for, session_factory
+
+    settings = Settings(var_dir=Path(server.env["SYLLABARY_VAR_DIR"]))
+    engine = engine_for(settings.sqlalchemy_url)
+    try:
+        return populate(
+            session_factory(engine),
+            settings.files_dir,
+            design=(("saline", 5, 1), ("drug", 5, 1)),
+            frames=4000,
+        )
+    finally:
+        engine.dispose()
+        engine_for.cache_clear()
+
+
+def test_comparison_page(server: LiveServer, experiment: dict[str, Any], page: Any) -> None:
+    eid = experiment["experiment"]
+    model_id = experiment["model"]
+    page.goto(f"{server.url}/experiments/{eid}/comparison?cohorts=saline,drug")
+    page.wait_for_selector("body[data-comparison-ready='1']")
+    assert "2 of 6 syllables" in page.inner_text("#verdict")
+    assert "saline: 5 animals" in page.inner_text("#verdict")
+
+    # Usage: one trace per cohort, one dot per animal and syllable; sorted by effect size.
+    traces = page.evaluate(
+        "() => document.getElementById('usage-chart').data.map(t => [t.name, t.y.length])"
+    )
+    assert traces == [["saline", 5 * STATES], ["drug", 5 * STATES]]
+    first_two = page.evaluate(
+        "() => [...new Set(document.getElementById('usage-chart').data[0].x)].slice(0, 2)"
+    )
+    assert all("★" in label for label in first_two)
+    stars = page.evaluate("() => document.getElementById('usage-chart').layout.annotations.length")
+    assert stars == 2
+    # Tick labels are links to the gallery.
+    hrefs = page.evaluate(
+        """() => [...document.querySelectorAll('#usage-chart .xtick a')]
+                 .map(a => a.getAttribute('href') || a.getAttribute('xlink:href'))"""
+    )
+    assert f"/models/{model_id}/syllables#syllable-1" in hrefs
+
+    significant = page.locator("#syllable-stats tr.significant")
+    assert significant.count() == 2
+    assert {significant.nth(i).get_attribute("data-syllable") for i in range(2)} == {"1", "2"}
+
+    verdict = page.inner_text("#fingerprint-verdict")
+    assert "% of animals" in verdict and "as a whole differs" in verdict, verdict
+    heat = page.evaluate("() => document.getElementById('fingerprint-chart').data[0].z.length")
+    assert heat == 10
+    transition = page.evaluate("() => document.getElementById('transition-chart').data[0].z.length")
+    assert transition == STATES
+    durations = page.evaluate(
+        "() => document.getElementById('duration-chart').data.map(t => t.name)"
+    )
+    assert durations == ["saline", "drug"]
+    methods = page.inner_text("#methods")
+    assert "Mann–Whitney" in methods and "Benjamini–Hochberg" in methods
+    assert page.locator("#warnings").is_hidden()
+    screenshot(page, "comparison")
+
+    # CSV from the page's own link.
+    with page.expect_download() as info:
+        page.click("#usage-csv")
+    rows = list(csv.DictReader(io.StringIO(Path(info.value.path()).read_text())))
+    assert len(rows) == 10 * STATES and {r["cohort"] for r in rows} == {"saline", "drug"}
+
+    # A significant syllable links to its gallery card.
+    significant.first.locator("a").click()
+    page.wait_for_url(f"**/models/{model_id}/syllables#syllable-*")
+    page.wait_for_selector(".syllable-card")
+    assert not page.js_errors, page.js_errors
+
+    # One cohort alone: a warning, no claims.
+    page.goto(f"{server.url}/experiments/{eid}/comparison?cohorts=saline,drug")
+    page.wait_for_selector("body[data-comparison-ready='1']")
+    page.uncheck("#cohort-form input[value=drug]")
+    page.click("#compare-button")
+    page.wait_for_selector("body[data-comparison-ready='1']")
+    assert "Only one cohort" in page.inner_text("#warnings")
+    assert "cohorts=saline" in page.url
+    screenshot(page, "comparison-one-cohort")
+    assert not page.js_errors, page.js_errors
