@@ -96,6 +96,12 @@ class BackgroundModel:
     body_area: float  # median mouse area, px²
     scale: int  # downscale factor of the full-frame search
     small: np.ndarray = field(repr=False)  # background downscaled by ``scale``
+    provisional: bool = False  # body size not measured yet: no upper bound on blob size
+
+    @property
+    def max_area(self) -> float:
+        """Blobs larger than this are not the mouse (a hand, a shadow), px²."""
+        return math.inf if self.provisional else 6.0 * self.body_area
 
     @cached_property
     def smooth(self) -> np.ndarray:
@@ -201,20 +207,44 @@ def _mask(diff: np.ndarray, threshold: float, kernel: np.ndarray) -> np.ndarray:
     return cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel)
 
 
-def _blobs(mask: np.ndarray, min_area: float) -> tuple[np.ndarray | None, int]:
-    """Outer contour of the largest blob (None when none reaches ``min_area``) and how many
-    blobs are at least :data:`_SECOND_BLOB` of its size. Contours, not labelled components:
-    ten times cheaper, and holes in the blob do not matter."""
+def _blobs(
+    mask: np.ndarray,
+    min_area: float,
+    max_area: float = math.inf,
+    cut: tuple[bool, bool, bool, bool] | None = None,
+) -> tuple[np.ndarray | None, int]:
+    """Outer contour of the largest blob with an area in [min_area, max_area] (None when there
+    is none) and how many blobs, of any size above, are at least :data:`_SECOND_BLOB` of its
+    size (a hand reaching in counts too). ``cut`` (left, top, right, bottom) marks mask edges
+    that cut through the image: a blob touching one is only partly seen, so it is chosen only
+    when no whole blob qualifies. Contours, not labelled components: ten times cheaper, and
+    holes in the blob do not matter."""
     contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     if not contours:
         return None, 0
     # Polygon area misses about half the boundary pixels; add them back for a pixel count.
     areas = [cv2.contourArea(c) + 0.5 * cv2.arcLength(c, True) for c in contours]
-    i = int(np.argmax(areas))
-    if areas[i] < min_area:
+    sized = [i for i, a in enumerate(areas) if min_area <= a <= max_area]
+    if cut is not None and any(cut):
+        h, w = mask.shape
+        whole = [i for i in sized if not _touches(cv2.boundingRect(contours[i]), w, h, cut)]
+        sized = whole or sized
+    if not sized:
         return None, 0
-    limit = max(min_area, _SECOND_BLOB * areas[i])
-    return contours[i], sum(a >= limit for a in areas)
+    best = max(sized, key=areas.__getitem__)
+    limit = max(min_area, _SECOND_BLOB * areas[best])
+    return contours[best], sum(a >= limit for a in areas)
+
+
+def _touches(rect: tuple[int, int, int, int], w: int, h: int, cut: tuple[bool, ...]) -> bool:
+    bx, by, bw, bh = rect
+    left, top, right, bottom = cut
+    return (
+        (left and bx == 0)
+        or (top and by == 0)
+        or (right and bx + bw == w)
+        or (bottom and by + bh == h)
+    )
 
 
 def _window(cx: float, cy: float, r: int, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
@@ -308,21 +338,16 @@ def _detect_in_window(
     diff = signed_difference(frame[y0:y1, x0:x1], model.image[y0:y1, x0:x1], model.polarity)
     if f > 1:
         diff = cv2.resize(diff, ((x1 - x0) // f, (y1 - y0) // f), interpolation=cv2.INTER_AREA)
-    contour, big = _blobs(_mask(diff, model.threshold, kernel), min_area / (f * f))
+    mask = _mask(diff, model.threshold, kernel)
+    h, w = frame.shape[:2]
+    cut = (x0 > 0, y0 > 0, x1 < w, y1 < h)
+    contour, big = _blobs(mask, min_area / (f * f), model.max_area / (f * f), cut)
     if contour is None:
         return None
-    if strict:
-        bx, by, bw, bh = cv2.boundingRect(contour)
-        h, w = frame.shape[:2]
-        dh, dw = diff.shape
-        touches = (
-            (bx == 0 and x0 > 0)
-            or (by == 0 and y0 > 0)
-            or (bx + bw == dw and x1 < w)
-            or (by + bh == dh and y1 < h)
-        )
-        if touches:
-            return None
+    # Only part of the mouse in the window: near the last position that means the mouse moved
+    # far, so the caller searches the whole frame.
+    if strict and _touches(cv2.boundingRect(contour), diff.shape[1], diff.shape[0], cut):
+        return None
     return _measure(diff, contour, x0, y0, big, f)
 
 
@@ -332,7 +357,9 @@ def _coarse_search(
     """Centre of the largest mouse-like blob in the whole frame, at reduced resolution."""
     s = model.scale
     diff = signed_difference(_downscale(frame, s), model.small, model.polarity)
-    contour, _ = _blobs(_mask(diff, model.threshold, _K3), min_area / (s * s))
+    contour, _ = _blobs(
+        _mask(diff, model.threshold, _K3), min_area / (s * s), model.max_area / (s * s)
+    )
     if contour is None:
         return None
     bx, by, bw, bh = cv2.boundingRect(contour)
@@ -619,7 +646,7 @@ def _fit_model(
             small=small,
         )
 
-    model = make(12.0 * scale, 60.0 * scale * scale)  # provisional: a small mouse
+    model = dataclasses.replace(make(12.0 * scale, 60.0 * scale * scale), provisional=True)
     dets: list[Detection] = []
     # Twice, since the opening kernel and the minimum area depend on the body size.
     for _ in range(2):

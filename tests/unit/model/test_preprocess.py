@@ -407,3 +407,19 @@ def test_exposure_changes_do_not_turn_the_floor_into_a_mouse(step: int) -> None:
     assert r.fraction_no_mouse == 0.0 and r.fraction_several_blobs == 0.0
     err = np.hypot(r.scalars["x"] - truth.x, r.scalars["y"] - truth.y)
     assert np.percentile(err, 95) < 3.0
+
+
+def test_a_hand_reaching_in_is_not_taken_for_the_mouse() -> None:
+    model, _ = _model("dark")
+    frames = np.repeat(model.image[None], 30, axis=0)
+    for i in range(30):
+        _egg(frames[i], 60 + i, 70, 0.0, 40)
+        # A gloved hand, far bigger than a mouse: there from the start (so the first, whole-
+        # frame search sees it), then again next to the mouse, cut by the search window.
+        if i < 8 or 15 <= i < 25:
+            cv2.rectangle(frames[i], (95, 0), (159, 55), 30, -1)
+    r = preprocess_frames(frames, fps=30.0, model=model)
+    expected = 60 + np.arange(30) - 1.0  # the egg's centroid sits 1 px behind its middle
+    assert np.abs(r.scalars["x"] - expected).max() < 2.5
+    assert np.all(r.quality != QUALITY_NO_MOUSE)
+    assert np.all(r.quality[:8] == QUALITY_SEVERAL_BLOBS)  # the hand is flagged
