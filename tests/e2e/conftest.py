@@ -32,6 +32,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 SCREENSHOTS = REPO / "test-output" / "screenshots"
+LOGS = REPO / "test-output" / "logs"
 
 
 def free_port() -> int:
@@ -91,7 +92,7 @@ class LiveServer:
 
     def logs(self) -> str:
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-        return f"--- server ---\n{text[-6000:]}\n--- workers ---\n{self.workers.logs()[-6000:]}"
+        return f"--- server ---\n{text[-20000:]}\n--- workers ---\n{self.workers.logs()[-50000:]}"
 
     def stop(self) -> None:
         self.workers.stop_all()
@@ -111,6 +112,9 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
         yield server
     finally:
         server.stop()
+        # The server's and the worker's logs, for a person reading a failure.
+        LOGS.mkdir(parents=True, exist_ok=True)
+        (LOGS / "e2e-server-and-worker.log").write_text(server.logs())
 
 
 def chromium_missing(reason: str) -> None:

@@ -304,6 +304,7 @@ def test_journey_upload_fit_view_rename_export(live_server: LiveServer, page: An
         "document.getElementById('now-syllable').dataset.syllableName === 'rearing'"
     )
     assert page.locator("#legend [data-syllable-name=rearing]").count() == 1
+    assert page.locator("#band-labels span", has_text="rearing").count() >= 1  # on its band
     page.fill("#session-notes", "light flickered at 4 s")
     page.locator("#session-notes").blur()
     page.locator("#session-saved", has_text="saved").wait_for()
