@@ -379,6 +379,63 @@ def test_journey_upload_fit_view_rename_export(live_server: LiveServer, page: An
     assert page.js_errors == [], page.js_errors  # type: ignore[attr-defined]
 
 
+def test_upload_resumes_after_the_page_is_reloaded(
+    live_server: LiveServer, page: Any, tmp_path: Any
+) -> None:
+    """The connection dies mid-file and the person reloads the page: choosing the same file
+    again asks the server how much it has and sends only the rest."""
+    data = random.Random(1).randbytes(1_300_000)
+    path = tmp_path / "long recording.mp4"
+    path.write_bytes(data)
+    experiment = live_server.api("POST", "/api/experiments", json={"name": "Resume"})
+    url = f"{live_server.url}/experiments/{experiment['id']}"
+
+    def small_chunks(route: Any) -> None:
+        response = route.fetch()
+        body = response.json()
+        body["chunk_size"] = 256 * 1024
+        route.fulfill(response=response, body=json.dumps(body))
+
+    sent: list[str] = []
+
+    def stall_third_chunk(route: Any) -> None:
+        if route.request.method == "PUT":
+            sent.append(route.request.headers.get("content-range", ""))
+            if len(sent) >= 3:
+                return  # never answered: the connection hangs until the page goes away
+        route.continue_()
+
+    page.route(f"**/api/experiments/{experiment['id']}/uploads", small_chunks)
+    page.route("**/api/uploads/*", stall_third_chunk)
+    page.goto(url)
+    page.set_input_files("#file-input", str(path))
+    page.click("#upload-start")
+    deadline = time.monotonic() + 20
+    while len(sent) < 3 and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
+    assert sent[:2] == [f"bytes 0-262143/{len(data)}", f"bytes 262144-524287/{len(data)}"]
+
+    page.unroute("**/api/uploads/*")
+    after: list[str] = []
+    page.route(
+        "**/api/uploads/*",
+        lambda route: (
+            after.append(route.request.headers.get("content-range", ""))
+            if route.request.method == "PUT"
+            else None,
+            route.continue_(),
+        ),
+    )
+    page.reload()
+    page.set_input_files("#file-input", str(path))
+    page.click("#upload-start")
+    page.wait_for_selector(".upload-item[data-state=done]", timeout=30_000)
+    assert after[0].startswith("bytes 524288-"), after  # the first two chunks were not re-sent
+    sessions = live_server.api("GET", f"/api/experiments/{experiment['id']}/sessions")
+    assert [s["sha256"] for s in sessions] == [hashlib.sha256(data).hexdigest()]
+    assert sessions[0]["original_filename"] == "long recording.mp4"
+
+
 def synthetic_hour(fps: float = 30.0, frames: int = 108_000, seed: int = 0) -> dict[str, Any]:
     """Viewer data of a 1-hour session: thousands of bouts over 20 syllables, 3000-point tracks."""
     rng = random.Random(seed)
