@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.comparison import stats
@@ -210,6 +210,20 @@ def load_design(
             f"{len(missing)} session(s) of these cohorts are not segmented by model "
             f"v{model.version} yet (ids {shown}); they are left out. Wait for their "
             "segmentation jobs, or fit again if they came later."
+        )
+    unassigned = int(
+        db.scalar(
+            select(func.count())
+            .select_from(VideoSession)
+            .outerjoin(Subject, Subject.id == VideoSession.subject_id)
+            .where(VideoSession.experiment_id == experiment_id, Subject.cohort_id.is_(None))
+        )
+        or 0
+    )
+    if unassigned:
+        warnings.append(
+            f"{unassigned} session(s) have no animal or no cohort and are left out; give them "
+            "one on the experiment page to include them."
         )
     if no_features:
         warnings.append(

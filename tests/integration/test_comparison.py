@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from sqlalchemy.orm import Session
 
-from tests.conftest import backend_env
+from tests.conftest import backend_env, wait_for
 
 STATES = 6
 FPS = 30.0
@@ -311,6 +311,7 @@ def test_warnings_when_the_design_cannot_support_a_claim(client_and_db):
     assert "Fewer than 3 animals" in text
     assert "not segmented by model v1" in text and f"ids {ids['sessions'][0]}" in text
     assert "smallest p-value any test can give is 0.333" in text
+    assert "no animal or no cohort" not in text
     assert not any(s["significant"] for s in data["syllables"])
     assert data["fingerprint"]["ran"]  # two animals per cohort are enough to run it
 
@@ -332,6 +333,14 @@ def test_errors_in_words(client_and_db):
     assert "'drug'" in r.json()["detail"]
     assert client.get("/api/experiments/9999/comparison").status_code == 404
     assert client.get(f"/api/experiments/{eid}/comparison", params={"alpha": 2}).status_code == 422
+    from app.experiments.models import VideoSession
+
+    with factory() as db:  # a video nobody assigned to an animal
+        db.add(VideoSession(experiment_id=eid, original_filename="x.mp4", original_path="x",
+                            size_bytes=1, sha256="0" * 64))  # fmt: skip
+        db.commit()
+    warned = client.get(f"/api/experiments/{eid}/comparison").json()["warnings"]
+    assert any("1 session(s) have no animal or no cohort" in w for w in warned)
     untrained = populate(factory, root, design=(("x", 1, 1),), ready=False, name="Untrained")
     r = client.get(f"/api/experiments/{untrained['experiment']}/comparison")
     assert r.status_code == 409 and "no fitted model" in r.json()["detail"]
@@ -339,3 +348,69 @@ def test_errors_in_words(client_and_db):
     assert page.status_code == 200 and "comparison.js" in page.text
     assert "/static/vendor/plotly.min.js" in page.text
     assert client.get("/experiments/9999/comparison").status_code == 404
+
+
+@pytest.mark.slow
+def test_comparison_of_a_real_pipeline_run(make_app, workers, tmp_path):
+    """Synthetic videos of two cohorts (the drug cohort's generator grooms and sniffs more,
+    pauses less) go through upload, ingest, fit and segmentation with a real worker; the
+    comparison reads the real bouts and tracking. Two animals per cohort (one with two
+    sessions) keep this short, so it checks the plumbing and the warnings, not power
+    (``bench/power.py`` measures that)."""
+    from model.synth import write_dataset
+
+    env = backend_env(tmp_path)
+    client = make_app(env)
+    eid = client.post("/api/experiments", json={"name": "Synthetic drug"}).json()["id"]
+    workers.start(env)
+    planted = {"groom": 3.0, "sniff": 3.0, "pause": 0.2}
+    uploads = []
+    for cohort, weights, seed in (("saline", None, 1), ("drug", planted, 2)):
+        pairs = write_dataset(
+            tmp_path / cohort, n_videos=3, seconds=6, seed=seed, behaviour_weights=weights
+        )
+        for i, (video, _truth) in enumerate(pairs):
+            subject = f"{cohort}-{min(i, 1)}"  # videos 1 and 2: two sessions of one animal
+            with video.open("rb") as fh:
+                r = client.post(
+                    f"/api/experiments/{eid}/sessions",
+                    files={"file": (video.name, fh, "video/mp4")},
+                    data={"subject": subject, "cohort": cohort},
+                )
+            assert r.status_code == 201, r.text
+            uploads.append(r.json()["id"])
+
+    def all_ready() -> bool:
+        statuses = [client.get(f"/api/sessions/{s}").json()["status"] for s in uploads]
+        assert "failed" not in statuses, workers.logs()[-3000:]
+        return all(s == "ready" for s in statuses)
+
+    wait_for(all_ready, timeout=240, what="ingest")
+    early = client.get(f"/api/experiments/{eid}/comparison")
+    assert early.status_code == 409  # no model yet
+    fit = client.post(f"/api/experiments/{eid}/fit", json={"states": 6, "epochs": 1})
+    assert fit.status_code == 202, fit.text
+
+    def segmented() -> dict[str, Any] | None:
+        r = client.get(f"/api/experiments/{eid}/comparison", params={"cohorts": "saline,drug"})
+        if r.status_code != 200:
+            return None
+        data = r.json()
+        return None if any("not segmented" in w for w in data["warnings"]) else data
+
+    data = wait_for(segmented, timeout=420, interval=2, what="fit and segmentation")
+    assert [(c["animals"], c["sessions"]) for c in data["cohorts"]] == [(2, 3), (2, 3)]
+    for animal in data["animals"]:
+        assert abs(sum(animal["usage"]) - 1) < 1e-5
+        assert animal["distance_px"] > 0 and animal["mean_speed_px_s"] > 0
+    two = [a for a in data["animals"] if len(a["session_ids"]) == 2]
+    assert len(two) == 2 and all(a["frames"] == 360 for a in two)
+    text = " ".join(data["warnings"])
+    assert "Fewer than 3 animals" in text and "smallest p-value" in text
+    assert not any(s["significant"] for s in data["syllables"])
+    assert any(s["tested"] for s in data["syllables"])
+    assert "model version 1" in data["methods"]
+    rows = list(
+        csv.DictReader(io.StringIO(client.get(f"/api/experiments/{eid}/comparison/usage.csv").text))
+    )
+    assert len(rows) == 4 * 6
