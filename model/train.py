@@ -192,9 +192,18 @@ def _weighted_regression(
     prev = torch.cat([X[:, :-1], torch.ones(N, T - 1, 1, dtype=X.dtype, device=X.device)], -1)
     nxt = X[:, 1:]
     wn = w[:, 1:]
-    Sxx = torch.einsum("ntk,nti,ntj->kij", wn, prev, prev)
-    Sxy = torch.einsum("ntk,nti,ntj->kij", wn, prev, nxt)
-    Syy = torch.einsum("ntk,nti,ntj->kij", wn, nxt, nxt)
+    K = w.shape[-1]
+    # (K, N·T) @ (N·T, p·q) products: a three-operand einsum could build an (N, T, K, p, q)
+    # intermediate, gigabytes at 30 minutes of video.
+    wk = wn.reshape(-1, K).T
+
+    def moment(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        outer = (a.unsqueeze(-1) * b.unsqueeze(-2)).reshape(-1, a.shape[-1] * b.shape[-1])
+        return (wk @ outer).reshape(K, a.shape[-1], b.shape[-1])
+
+    Sxx = moment(prev, prev)
+    Sxy = moment(prev, nxt)
+    Syy = moment(nxt, nxt)
     n = wn.sum((0, 1))
     eta = prior.dynamics
     Vinv = eta.Vinv + Sxx
@@ -263,7 +272,6 @@ def fit_arhmm(
     active = gamma.sum((0, 1)) > 0
     n_params = D * (D + 1) + D * (D + 1) // 2
     penalty = merge_penalty * 0.5 * n_params * math.log(max(N * T, 2))
-    pair = torch.zeros(K, K, dtype=X.dtype)
 
     def em(gamma: torch.Tensor, rounds: int) -> tuple[torch.Tensor, torch.Tensor]:
         log_trans = _sticky_log_trans(active, dwell_frames)
@@ -320,10 +328,6 @@ def _with_beta(prior: SLDSParams, beta: torch.Tensor, dwell: float) -> SLDSParam
     off = off / off.sum(-1, keepdim=True).clamp_min(1e-30) * (1.0 / dwell)
     mean = off + torch.eye(K, dtype=off.dtype) * (1.0 - 1.0 / dwell)
     return SLDSParams(prior.init, strength * mean, prior.dynamics, prior.initial)
-
-
-def _pair_counts(gamma: torch.Tensor) -> torch.Tensor:
-    return torch.einsum("nti,ntj->ij", gamma[:, :-1], gamma[:, 1:])
 
 
 def _capped(stats: SLDSStats, cap: float) -> SLDSStats:
