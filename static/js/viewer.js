@@ -50,8 +50,14 @@ function boutAt(frame) {
   return found >= 0 && frame < ends[found] ? found : -1;
 }
 
+/** The frame on screen at time `t` (any time within the frame). */
 function frameOfTime(t) {
-  return Math.max(0, Math.min(state.frameCount - 1, Math.floor((t - state.first) * state.fps + 1e-3)));
+  return Math.max(0, Math.min(state.frameCount - 1, Math.floor((t - state.first) * state.fps + 0.01)));
+}
+
+/** The frame whose own presentation time is `t` (a frame's timestamp, rounded in the file). */
+function frameAtTimestamp(t) {
+  return Math.max(0, Math.min(state.frameCount - 1, Math.round((t - state.first) * state.fps)));
 }
 
 function timeOfFrame(f) {
@@ -196,8 +202,8 @@ async function drawCursor() {
 
 const legendItems = new Map();
 
-function showTime(t) {
-  const frame = frameOfTime(t);
+function showTime(t, timestamp = false) {
+  const frame = timestamp ? frameAtTimestamp(t) : frameOfTime(t);
   state.frame = frame;
   document.getElementById("clock").textContent = fmtClock(t - state.first);
   document.getElementById("frame-number").textContent = String(frame);
@@ -249,7 +255,7 @@ function togglePlay() {
 function trackPlayback() {
   if ("requestVideoFrameCallback" in HTMLVideoElement.prototype) {
     const onFrame = (_now, meta) => {
-      showTime(meta.mediaTime);
+      showTime(meta.mediaTime, true);
       video.requestVideoFrameCallback(onFrame);
     };
     video.requestVideoFrameCallback(onFrame);

@@ -239,12 +239,16 @@ def test_journey_upload_fit_view_rename_export(live_server: LiveServer, page: An
     assert abs(still["cursor"] - still["video"]) <= 1.0 / fps + 1e-6, still  # same frame
     screenshot(page, "04-viewer-playing")
 
-    # Keys: one frame forward; speed up.
+    # Keys: frame by frame, forward and back; the frame shown (its own timestamp, from
+    # requestVideoFrameCallback) is the one the viewer says.
     frame_before = int(page.inner_text("#frame-number"))
-    page.keyboard.press("ArrowRight")
-    page.wait_for_function(
-        f"document.getElementById('frame-number').textContent == '{frame_before + 1}'"
-    )
+    for key, step in (("ArrowRight", 1), ("ArrowRight", 2), ("ArrowRight", 3), ("ArrowLeft", 2)):
+        page.keyboard.press(key)
+        page.wait_for_timeout(250)
+        shown = int(page.inner_text("#frame-number"))
+        assert shown == frame_before + step, (key, shown, frame_before + step)
+        now = cursor_and_video(page)
+        assert abs(now["cursor"] - shown / fps) < 1e-3, (now, shown)
     page.keyboard.press("ArrowUp")
     assert page.evaluate("document.getElementById('video').playbackRate") > 1.0
 
