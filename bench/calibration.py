@@ -86,7 +86,7 @@ def compare_usage(usage: np.ndarray, groups: np.ndarray, rng: np.random.Generato
     delta (last cohort vs first), and the fingerprint's accuracy and p-value."""
     pooled = usage.mean(axis=0)
     tested = np.flatnonzero(pooled >= MIN_USAGE)
-    p = np.array([stats.group_test(usage[:, i], groups, rng=rng).p_value for i in tested])
+    p = np.array([stats.group_test(usage[:, i], groups).p_value for i in tested])
     q = stats.benjamini_hochberg(p)
     last = int(groups.max())
     delta = np.array(

@@ -515,7 +515,7 @@ def _syllable_results(
             median_duration_s=medians,
         )
         if i in tested:
-            test = stats.group_test(used, groups, rng=rng)
+            test = stats.group_test(used, groups)
             result.test = test.test
             result.statistic = round(test.statistic, 6)
             result.p_value = test.p_value
@@ -624,7 +624,6 @@ def _transitions(
     results: list[TransitionResult] = []
     if len(cohorts) >= 2 and animals:
         counts = np.array([a.transitions for a in animals])
-        rng = np.random.default_rng(SEED + 1)
         candidates = []
         for i in tested:
             if np.isnan(without[:, i, 0]).any():
@@ -635,7 +634,7 @@ def _transitions(
         raw = []
         for i, j in candidates:
             values = without[:, i, j]
-            test = stats.group_test(values, groups, rng=rng)
+            test = stats.group_test(values, groups)
             means = {c: float(values[groups == g].mean()) for g, c in enumerate(cohorts)}
             raw.append((i, j, test, means))
         q = stats.benjamini_hochberg([t.p_value for _, _, t, _ in raw])
@@ -699,7 +698,7 @@ def _locomotion(design: Design, groups: np.ndarray) -> list[LocomotionResult]:
         result = LocomotionResult(measure=name, unit=unit, means=means)
         present = [g for g in range(len(cohorts)) if np.sum(ok & (groups == g)) >= 1]
         if len(cohorts) >= 2 and len(present) == len(cohorts):
-            test = stats.group_test(arr[ok], groups[ok], rng=np.random.default_rng(SEED))
+            test = stats.group_test(arr[ok], groups[ok])
             result.test, result.p_value, result.p_method = test.test, test.p_value, test.method
             if len(cohorts) == 2:
                 result.cliffs_delta = stats.cliffs_delta(

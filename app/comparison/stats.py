@@ -88,6 +88,17 @@ def _label_assignments(sizes: tuple[int, ...]) -> np.ndarray:
     return out
 
 
+@lru_cache(maxsize=8)
+def random_assignments(groups: tuple[int, ...], n: int, seed: int = 0) -> np.ndarray:
+    """(n, N) int8 random relabellings of ``groups`` (uniform permutations, seeded), cached
+    and read-only."""
+    rng = np.random.default_rng(seed)
+    labels = np.asarray(groups, dtype=np.int8)
+    out = labels[np.argsort(rng.random((n, len(labels))), axis=1)]
+    out.flags.writeable = False
+    return out
+
+
 @dataclass(frozen=True)
 class Permutation:
     """A permutation p-value: ``exact`` when all ``n`` assignments were enumerated, else a
@@ -127,16 +138,16 @@ def permutation_test(
         values = statistic(label_assignments(sizes))
         hits = int(np.sum(values >= observed - tol))
         return Permutation(hits / total, total, True)
-    rng = rng or np.random.default_rng(0)
-    done = 0
-    hits = 0
-    batch = 2_000
-    while done < n_resamples:
-        m = min(batch, n_resamples - done)
-        order = np.argsort(rng.random((m, len(groups))), axis=1)
-        perms = groups[order].astype(np.int8)
-        hits += int(np.sum(statistic(perms) >= observed - tol))
-        done += m
+    if rng is None:
+        # The same seeded relabellings for every test of a comparison (cheap, reproducible).
+        perms = random_assignments(tuple(int(g) for g in groups), n_resamples)
+        hits = int(np.sum(statistic(perms) >= observed - tol))
+    else:
+        hits = 0
+        for start in range(0, n_resamples, 2_000):
+            m = min(2_000, n_resamples - start)
+            order = np.argsort(rng.random((m, len(groups))), axis=1)
+            hits += int(np.sum(statistic(groups[order].astype(np.int8)) >= observed - tol))
     return Permutation((hits + 1) / (n_resamples + 1), n_resamples, False)
 
 
