@@ -64,17 +64,26 @@ def forward_backward(log_pi0: Tensor, log_trans: Tensor, log_lik: Tensor) -> HMM
     """
     B, T, K = log_lik.shape
     alphas, emis, c_all, trans, log_z = _forward(log_pi0, log_trans, log_lik)
+    # Backward messages only inside the loop; marginals and pair counts are formed after it
+    # with a few batched products.
     beta = torch.ones_like(alphas[-1])
-    gammas = [alphas[-1] * beta]
-    acc = torch.zeros(B, K, K, dtype=log_lik.dtype, device=log_lik.device)
+    betas = [beta]
+    msgs: list[Tensor] = []
+    transT = trans.T
     for t in range(T - 2, -1, -1):
         msg = emis[:, t + 1] * beta / c_all[:, t + 1 : t + 2]  # (B, K)
-        acc = acc + alphas[t].unsqueeze(-1) * msg.unsqueeze(-2)
-        beta = msg @ trans.T
-        gammas.append(alphas[t] * beta)
-    gamma = torch.stack(gammas[::-1], dim=1)
+        msgs.append(msg)
+        beta = msg @ transT
+        betas.append(beta)
+    alpha = torch.stack(alphas, dim=1)  # (B, T, K)
+    gamma = alpha * torch.stack(betas[::-1], dim=1)
     # Renormalise against round-off so that each marginal sums to one exactly.
     gamma = gamma / gamma.sum(-1, keepdim=True)
+    if T > 1:
+        msg_all = torch.stack(msgs[::-1], dim=1)  # (B, T-1, K), message into t+1
+        acc = alpha[:, :-1].transpose(1, 2) @ msg_all  # (B, K, K)
+    else:
+        acc = log_lik.new_zeros(B, K, K)
     return HMMResult(gamma, acc * trans, log_z)
 
 
