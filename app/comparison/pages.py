@@ -29,7 +29,10 @@ def comparison_page(
         )
         return response
     names = [c.name for c in service.cohort_names(db, experiment_id)]
-    chosen = service.parse_cohorts(cohorts) or names
+    chosen = [c for c in service.parse_cohorts(cohorts) or names if c in names]
+    # The picker lists the chosen cohorts first, in the order asked (the first is the
+    # reference), then the others.
+    names = chosen + [n for n in names if n not in chosen]
     model = syllables.latest_ready_model(db, experiment_id)
     response = templates.TemplateResponse(
         request,
@@ -42,7 +45,7 @@ def comparison_page(
             "page_data": {
                 "experiment_id": experiment.id,
                 "cohorts": names,
-                "chosen": [c for c in chosen if c in names],
+                "chosen": chosen,
                 "model_id": model.id if model else None,
             },
         },

@@ -262,7 +262,9 @@ async function load(cohorts) {
   results.classList.remove("hidden");
   const significant = data.syllables.filter((s) => s.significant);
   const tested = data.syllables.filter((s) => s.tested).length;
-  document.getElementById("verdict").replaceChildren(
+  const verdict = document.getElementById("verdict");
+  if (data.cohorts.length < 2) verdict.replaceChildren(h("strong", {}, "Nothing to compare: "), "tick two or more cohorts.");
+  else verdict.replaceChildren(
     h("strong", {}, `${significant.length} of ${tested} syllables`),
     ` differ (false discovery rate ${data.alpha}) · model v${data.model_version} · `,
     data.cohorts.map((c) => `${c.name}: ${c.animals} animals, ${c.sessions} sessions`).join(" · "));

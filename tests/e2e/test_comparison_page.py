@@ -52,6 +52,11 @@ def test_comparison_page(server: LiveServer, experiment: dict[str, Any], page: A
     model_id = experiment["model"]
     page.goto(f"{server.url}/experiments/{eid}/comparison?cohorts=saline,drug")
     page.wait_for_selector("body[data-comparison-ready='1']")
+    # The picker lists the cohorts in the order asked: the reference first.
+    order = page.eval_on_selector_all(
+        "#cohort-form input[name=cohort]", "els => els.map(e => e.value)"
+    )
+    assert order == ["saline", "drug"]
     assert "2 of 6 syllables" in page.inner_text("#verdict")
     assert "saline: 5 animals" in page.inner_text("#verdict")
 
@@ -111,6 +116,7 @@ def test_comparison_page(server: LiveServer, experiment: dict[str, Any], page: A
     page.click("#compare-button")
     page.wait_for_selector("body[data-comparison-ready='1']")
     assert "Only one cohort" in page.inner_text("#warnings")
+    assert "Nothing to compare" in page.inner_text("#verdict")
     assert "cohorts=saline" in page.url
     screenshot(page, "comparison-one-cohort")
     assert not page.js_errors, page.js_errors
