@@ -48,7 +48,7 @@ function card(s) {
     return h("div", { class: "clip" }, video,
       h("a", { href: `/sessions/${c.session_id}` }, `session ${c.session_id} · frames ${c.start_frame}–${c.end_frame}`));
   });
-  const el = h("div", { class: "card syllable-card", style: { borderLeftColor: s.color },
+  const el = h("div", { class: "card syllable-card", id: `syllable-${s.index}`, style: { borderLeftColor: s.color },
     dataset: { syllableIndex: s.index, syllableId: s.id, syllableName: s.label || s.name } },
   h("div", {},
     h("div", { class: "row", style: { gap: ".5rem", flexWrap: "nowrap" } },
@@ -85,6 +85,12 @@ async function main() {
       hovertemplate: "%{x} s: %{y} bouts<extra></extra>" }],
     baseLayout({ margin: { l: 35, r: 5, t: 5, b: 30 }, xaxis: { title: { text: "bout duration (s)" } },
       bargap: 0.05 }), { ...CONFIG, displayModeBar: false, staticPlot: false });
+  }
+  // Links such as /models/3/syllables#syllable-5 (from the comparison page) land on the card.
+  const target = location.hash && document.getElementById(location.hash.slice(1));
+  if (target) {
+    target.scrollIntoView({ block: "start" });
+    target.classList.add("highlight");
   }
   document.body.dataset.ready = "true";
 }
