@@ -58,7 +58,14 @@ class SyllableResult(BaseModel):
         None, description="Cliff's delta (two cohorts) or the largest |delta| of any pair"
     )
     mean_usage: dict[str, float]
-    median_duration_s: dict[str, float | None]
+    median_duration_s: dict[str, float | None] = Field(
+        description="median over the cohort's animals of each animal's median bout duration"
+    )
+    duration_p_value: float | None = Field(
+        None, description="the same test on per-animal median bout durations"
+    )
+    duration_q_value: float | None = None
+    duration_significant: bool = False
     pairwise: list[PairwiseResult] = []
 
 

@@ -418,6 +418,15 @@ def compare_design(db: Session, design: Design, *, alpha: float = ALPHA) -> Comp
         if r.tested:
             r.q_value = float(qv)
             r.significant = bool(qv <= alpha)
+    # Bout durations: per-animal medians (animals without a bout of the syllable left out),
+    # tested where every cohort keeps at least two animals; a separate BH family.
+    duration_q = stats.benjamini_hochberg(
+        [np.nan if r.duration_p_value is None else r.duration_p_value for r in results]
+    )
+    for r, qv in zip(results, duration_q, strict=True):
+        if r.duration_p_value is not None:
+            r.duration_q_value = float(qv)
+            r.duration_significant = bool(qv <= alpha)
     results.sort(key=lambda r: (not r.tested, -abs(r.effect_size or 0.0), r.index))
 
     fingerprint = _fingerprint(design, usage[:, tested] if tested else usage, groups)
@@ -491,11 +500,13 @@ def _syllable_results(
         if i not in tested and not used.any():
             continue
         row = syllable_rows.get(i)
+        per_animal = np.array(
+            [np.median(a.durations[i]) if a.durations[i] else np.nan for a in design.animals]
+        )
         medians: dict[str, float | None] = {}
         for g, c in enumerate(cohorts):
-            pooled = [d for a, gg in zip(design.animals, groups, strict=True) if gg == g
-                      for d in a.durations[i]]  # fmt: skip
-            medians[c] = round(float(np.median(pooled)), 4) if pooled else None
+            mine = per_animal[(groups == g) & ~np.isnan(per_animal)]
+            medians[c] = round(float(np.median(mine)), 4) if len(mine) else None
         result = SyllableResult(
             index=i,
             label=labels[i],
@@ -514,6 +525,10 @@ def _syllable_results(
             },
             median_duration_s=medians,
         )
+        has = ~np.isnan(per_animal)
+        if i in tested and all(np.sum(has & (groups == g)) >= 2 for g in range(len(cohorts))):
+            durations = stats.group_test(per_animal[has], groups[has])
+            result.duration_p_value = durations.p_value
         if i in tested:
             test = stats.group_test(used, groups)
             result.test = test.test
@@ -773,6 +788,13 @@ def methods_text(design: Design, result: ComparisonPublic) -> str:
             "Pairs of cohorts were compared with Dunn's post-hoc test (tie-corrected), "
             "Holm-adjusted over pairs within each syllable."
         )
+    n_dur = sum(s.duration_p_value is not None for s in tested)
+    if n_dur:
+        text.append(
+            f"Bout durations (each animal's median per syllable) were compared with the same "
+            f"tests for {n_dur} syllables, with a separate Benjamini–Hochberg correction; "
+            f"{sum(s.duration_significant for s in tested)} differed."
+        )
     text.append(
         "Effect sizes are Cliff's delta and the difference in mean usage with a 95% percentile "
         "bootstrap confidence interval (4,000 resamples of animals within each cohort)."
@@ -860,20 +882,22 @@ def statistics_csv(result: ComparisonPublic) -> str:
         yield [
             "syllable", "syllable_name", "tested", "test", "statistic", "p_value", "p_method",
             "q_value", "significant", "cohort_a", "cohort_b", "cliffs_delta",
-            "mean_difference", "ci_low", "ci_high", "dunn_p_adjusted",
+            "mean_difference", "ci_low", "ci_high", "dunn_p_adjusted", "duration_p_value",
+            "duration_q_value", "duration_significant",
             *[f"mean_usage_{c}" for c in cohorts], *[f"median_duration_s_{c}" for c in cohorts],
         ]  # fmt: skip
         for s in result.syllables:
             base = [s.index, s.label, s.tested, s.test, s.statistic, s.p_value, s.p_method,
                     s.q_value, s.significant]  # fmt: skip
+            dur = [s.duration_p_value, s.duration_q_value, s.duration_significant]
             tail = [s.mean_usage.get(c) for c in cohorts] + [
                 s.median_duration_s.get(c) for c in cohorts
             ]
             if not s.pairwise:
-                yield [*base, None, None, None, None, None, None, None, *tail]
+                yield [*base, None, None, None, None, None, None, None, *dur, *tail]
             for p in s.pairwise:
                 yield [*base, p.a, p.b, p.cliffs_delta, p.mean_difference, p.ci_low,
-                       p.ci_high, p.dunn_p_adjusted, *tail]  # fmt: skip
+                       p.ci_high, p.dunn_p_adjusted, *dur, *tail]  # fmt: skip
 
     return _csv(rows())
 

@@ -200,7 +200,8 @@ function durationChart(data) {
 function statsTable(data) {
   const cohorts = data.cohorts.map((c) => c.name);
   const head = h("tr", {}, h("th", {}, "syllable"), ...cohorts.map((c) => h("th", {}, `mean usage · ${c}`)),
-    h("th", {}, "Δ mean (95% CI)"), h("th", {}, "Cliff's δ"), h("th", {}, "test"), h("th", {}, "p"), h("th", {}, "q (BH)"));
+    h("th", {}, "Δ mean (95% CI)"), h("th", {}, "Cliff's δ"), h("th", {}, "test"), h("th", {}, "p"), h("th", {}, "q (BH)"),
+    ...cohorts.map((c) => h("th", {}, `median bout · ${c}`)), h("th", {}, "bout q"), h("th", {}, "examples"));
   const rows = data.syllables.filter((s) => s.tested).map((s) => {
     const pair = s.pairwise[cohorts.length - 2] || s.pairwise[0];
     return h("tr", { class: s.significant ? "significant" : "", dataset: { syllable: s.index, significant: s.significant } },
@@ -210,7 +211,12 @@ function statsTable(data) {
       h("td", { class: "num" }, s.effect_size == null ? "–" : s.effect_size.toFixed(2)),
       h("td", { class: "small", title: s.p_method || "" }, s.test || "–"),
       h("td", { class: "num" }, fmtP(s.p_value)),
-      h("td", { class: "num" }, fmtP(s.q_value)));
+      h("td", { class: "num" }, fmtP(s.q_value)),
+      ...cohorts.map((c) => h("td", { class: "num" }, s.median_duration_s[c] == null ? "–" : `${s.median_duration_s[c].toFixed(2)} s`)),
+      h("td", { class: "num" }, `${fmtP(s.duration_q_value)}${s.duration_significant ? " ★" : ""}`),
+      h("td", { class: "small" }, s.clip_urls.length
+        ? s.clip_urls.map((url, j) => h("a", { href: url, target: "_blank", style: { marginRight: ".4rem" } }, `clip ${j + 1}`))
+        : h("a", { href: s.gallery_url }, "gallery")));
   });
   document.getElementById("stats-table").replaceChildren(
     h("table", { class: "stat-table", id: "syllable-stats" }, h("thead", {}, head), h("tbody", {}, rows)));

@@ -200,6 +200,11 @@ def test_two_cohorts_flag_the_planted_syllables_and_pool_sessions(client_and_db)
     assert flagged[1]["p_value"] == pytest.approx(2 / 252)
     assert "exact permutation (252 assignments)" in flagged[1]["p_method"]
     assert flagged[1]["test"] == "Mann–Whitney U"
+    # Bout lengths were not planted: tested per animal, nothing flagged.
+    tested = [s for s in data["syllables"] if s["tested"]]
+    assert all(s["duration_p_value"] is not None for s in tested)
+    assert not any(s["duration_significant"] for s in tested)
+    assert all(s["duration_q_value"] >= s["duration_p_value"] for s in tested)
     # Sorted by |effect size|: the planted syllables come first.
     assert {s["index"] for s in data["syllables"][:2]} == {1, 2}
     pair = flagged[1]["pairwise"][0]
@@ -266,9 +271,15 @@ def test_csv_exports(client_and_db):
 
     stats_rows = list(csv.DictReader(io.StringIO(client.get(f"{base}/statistics.csv").text)))
     assert {r["syllable"] for r in stats_rows} == {str(k) for k in range(STATES)}
-    assert {"p_value", "q_value", "cliffs_delta", "ci_low", "ci_high", "mean_usage_drug"} <= set(
-        stats_rows[0]
-    )
+    assert {
+        "p_value",
+        "q_value",
+        "cliffs_delta",
+        "ci_low",
+        "ci_high",
+        "mean_usage_drug",
+        "duration_q_value",
+    } <= set(stats_rows[0])
     # Cohorts default to all of them, in name order: drug first.
     assert stats_rows[0]["cohort_a"] == "drug" and stats_rows[0]["cohort_b"] == "saline"
 
