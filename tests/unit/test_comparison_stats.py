@@ -126,8 +126,8 @@ def test_kruskal_matches_scipy_with_ties(seed):
 
 
 def test_kruskal_permutation_by_hand():
-    # Groups of 1, 1, 2 (12 assignments): values 1, 2 | 3 | 4 ... H is largest when ranks sort
-    # by group; compare with a brute-force count.
+    # Groups of 1, 1 and 2 animals: 4! / (1! 1! 2!) = 12 assignments; count those with H at
+    # least the observed one by listing the distinct orderings of the labels.
     values = np.array([1.0, 4.0, 2.0, 3.0])
     groups = np.array([0, 1, 2, 2])
     h_obs = stats.kruskal_wallis_h(values, groups)
