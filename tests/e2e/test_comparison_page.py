@@ -104,9 +104,10 @@ def test_comparison_page(server: LiveServer, experiment: dict[str, Any], page: A
     assert len(rows) == 10 * STATES and {r["cohort"] for r in rows} == {"saline", "drug"}
 
     # A significant syllable links to its gallery card.
+    index = significant.first.get_attribute("data-syllable")
     significant.first.locator("a").first.click()
-    page.wait_for_url(f"**/models/{model_id}/syllables#syllable-*")
-    page.wait_for_selector(".syllable-card")
+    page.wait_for_url(f"**/models/{model_id}/syllables#syllable-{index}")
+    page.wait_for_selector(f"#syllable-{index}.syllable-card")
     assert not page.js_errors, page.js_errors
 
     # One cohort alone: a warning, no claims.
