@@ -245,10 +245,18 @@ class ARHMM(_EMHMM):
     """
 
     def __init__(
-        self, n_states: int, *, lags: int, stickiness: float, n_iter: int, seed: int
+        self,
+        n_states: int,
+        *,
+        lags: int,
+        stickiness: float,
+        n_iter: int,
+        seed: int,
+        tied: bool = False,
     ) -> None:
         super().__init__(n_states, stickiness=stickiness, n_iter=n_iter, seed=seed)
         self.lags = lags
+        self.tied = tied
 
     def _design(self, x: np.ndarray) -> np.ndarray:
         """Regressors (T, d·lags + 1): previous ``lags`` frames and a 1; zeros before t=lags."""
@@ -299,6 +307,10 @@ class ARHMM(_EMHMM):
             if n[j] < self.d + 2:
                 q = self.cov0.copy()
             self.Q[j] = q
+        if self.tied:
+            # One noise covariance for all states: states then differ only in their dynamics,
+            # not in how noisy they claim to be, which otherwise makes labels flicker.
+            self.Q[:] = np.einsum("k,kij->ij", n, self.Q) / max(n.sum(), 1e-9)
 
     def _loglik(self, x: np.ndarray) -> np.ndarray:
         z = self._design(x)
@@ -316,10 +328,10 @@ def gaussian_hmm_fit_predict(
     n_states: int,
     *,
     seed: int = 0,
-    stickiness: float = 0.5,
+    stickiness: float = 1000.0,
     n_iter: int = 30,
 ) -> np.ndarray | list[np.ndarray]:
-    """Sticky Gaussian HMM by EM, Viterbi labels."""
+    """Sticky Gaussian HMM by EM, Viterbi labels (``stickiness``: see arhmm_fit_predict)."""
     seqs, single = _as_list(features)
     model = GaussianHMM(n_states, stickiness=stickiness, n_iter=n_iter, seed=seed).fit(seqs)
     labels = model.predict(seqs)
@@ -332,14 +344,24 @@ def arhmm_fit_predict(
     *,
     seed: int = 0,
     lags: int = 3,
-    stickiness: float = 1.0,
+    stickiness: float = 1000.0,
     n_iter: int = 30,
+    tied: bool = False,
 ) -> np.ndarray | list[np.ndarray]:
-    """MoSeq-style sticky AR-HMM by EM, Viterbi labels."""
+    """MoSeq-style sticky AR-HMM by EM, Viterbi labels.
+
+    The sticky bonus κ is ``stickiness`` times the frames per state. Per-frame emission
+    likelihoods of 10 PCs differ by tens of nats, so only a large κ keeps states from
+    flickering; as MoSeq does, it is set for plausible syllable lengths: 1000 gives median
+    bouts of 0.4-0.5 s on the synthetic sessions (1 gives 0.13 s and a lower ARI). ``tied``
+    shares one noise covariance across states.
+    """
     seqs, single = _as_list(features)
     if min(len(s) for s in seqs) <= lags:
         raise ValueError(f"Each sequence needs more than {lags} frames for an AR({lags}) model.")
-    model = ARHMM(n_states, lags=lags, stickiness=stickiness, n_iter=n_iter, seed=seed).fit(seqs)
+    model = ARHMM(
+        n_states, lags=lags, stickiness=stickiness, n_iter=n_iter, seed=seed, tied=tied
+    ).fit(seqs)
     labels = model.predict(seqs)
     return labels[0] if single else labels
 
