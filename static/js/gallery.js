@@ -86,13 +86,19 @@ async function main() {
     baseLayout({ margin: { l: 35, r: 5, t: 5, b: 30 }, xaxis: { title: { text: "bout duration (s)" } },
       bargap: 0.05 }), { ...CONFIG, displayModeBar: false, staticPlot: false });
   }
-  // Links such as /models/3/syllables#syllable-5 (from the comparison page) land on the card.
-  const target = location.hash && document.getElementById(location.hash.slice(1));
-  if (target) {
-    target.scrollIntoView({ block: "start" });
-    target.classList.add("highlight");
-  }
+  focusHash();
+  window.addEventListener("hashchange", focusHash);
   document.body.dataset.ready = "true";
+}
+
+/** Links such as /models/3/syllables#syllable-5 (from the viewer or the comparison) land on
+ * that syllable's card: the cards are drawn after load, so the browser cannot do it alone. */
+function focusHash() {
+  document.querySelectorAll(".syllable-card.highlight").forEach((el) => el.classList.remove("highlight"));
+  const target = location.hash && document.getElementById(location.hash.slice(1));
+  if (!target) return;
+  target.scrollIntoView({ block: "start" });
+  target.classList.add("highlight");
 }
 
 main().catch((err) => {

@@ -26,6 +26,7 @@ const state = {
   labels: new Int32Array(0),
   syllables: new Map(), // index -> {index, name, color}
   current: null, // index of the syllable on screen
+  model: null, // {id, version} of the model that segmented this session
   frame: 0,
 };
 
@@ -370,7 +371,9 @@ function renderLegend() {
     const li = h("li", { dataset: { syllableIndex: s.index }, style: { cursor: "pointer" }, title: `${bouts.get(s.index) || 0} bouts` },
       h("span", { class: "swatch", style: { background: s.color } }),
       h("span", { "data-syllable-name": s.name }, s.name),
-      h("span", { class: "muted small num", style: { marginLeft: "auto" } }, `${share.toFixed(1)}%`));
+      h("span", { class: "muted small num", style: { marginLeft: "auto" } }, `${share.toFixed(1)}%`),
+      state.model ? h("a", { href: `/models/${state.model.id}/syllables#syllable-${s.index}`, class: "small",
+        title: "example clips of this syllable", onclick: (e) => e.stopPropagation() }, "clips") : null);
     li.addEventListener("click", () => jumpToNext(s.index));
     legendItems.set(s.index, li);
     return li;
@@ -430,6 +433,7 @@ async function main() {
   state.ends = Int32Array.from(data.bouts.end);
   state.labels = Int32Array.from(data.bouts.syllable);
   state.syllables = new Map(data.syllables.map((s) => [s.index, s]));
+  state.model = data.model;
   window.viewerState = state; // for people poking at the console, and for the browser tests
 
   if (data.model) {

@@ -300,6 +300,10 @@ def test_journey_upload_fit_view_rename_export(live_server: LiveServer, page: An
     assert renamed["name"] == "rearing"
     assert renamed["description"] == "stands on the hind legs"
 
+    page.goto(f"{base}/models/{model_id}/syllables#syllable-{index}")
+    page.wait_for_selector("body[data-ready=true]")
+    assert "highlight" in (page.get_attribute(f"#syllable-{index}", "class") or "")
+
     # --- The new name is in the viewer -------------------------------------------------------
     page.goto(f"{base}/sessions/{session_id}")
     page.wait_for_selector("#ethogram[data-ready=true]")
@@ -310,6 +314,8 @@ def test_journey_upload_fit_view_rename_export(live_server: LiveServer, page: An
     )
     assert page.locator("#legend [data-syllable-name=rearing]").count() == 1
     assert page.locator("#band-labels span", has_text="rearing").count() >= 1  # on its band
+    clips_link = page.locator(f"#legend li[data-syllable-index='{index}'] a")
+    assert clips_link.get_attribute("href") == f"/models/{model_id}/syllables#syllable-{index}"
     page.fill("#session-notes", "light flickered at 4 s")
     page.locator("#session-notes").blur()
     page.locator("#session-saved", has_text="saved").wait_for()
