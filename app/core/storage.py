@@ -7,6 +7,7 @@ Originals are content-addressed, so the same file uploaded twice is stored once.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import re
@@ -68,26 +69,19 @@ class Storage:
         return self._finish(str(path), sha256, size, filename)
 
     def save_chunks(self, chunks: Iterable[bytes], filename: str, max_bytes: int) -> StoredFile:
-        fd, tmp_name = self._tmp()
-        digest, size = hashlib.sha256(), 0
-        try:
-            with os.fdopen(fd, "wb") as out:
-                for chunk in chunks:
-                    size += len(chunk)
-                    if size > max_bytes:
-                        raise UploadTooLarge(too_large_message(filename, max_bytes))
-                    digest.update(chunk)
-                    out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-        except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
-            raise
-        return self._finish(tmp_name, digest.hexdigest(), size, filename)
+        """``save_async_chunks`` for a plain iterable (scripts and tests)."""
+
+        async def stream() -> AsyncIterator[bytes]:
+            for chunk in chunks:
+                yield chunk
+
+        return asyncio.run(self.save_async_chunks(stream(), filename, max_bytes))
 
     async def save_async_chunks(
         self, chunks: AsyncIterator[bytes], filename: str, max_bytes: int
     ) -> StoredFile:
+        """Stream chunks to a temporary file with a byte cap and a running sha256, then move
+        it into the originals (or drop it when identical content is already stored)."""
         fd, tmp_name = self._tmp()
         digest, size = hashlib.sha256(), 0
         try:
