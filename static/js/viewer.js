@@ -247,7 +247,8 @@ function changeRate(step) {
 }
 
 function togglePlay() {
-  if (video.paused) video.play(); else video.pause();
+  if (video.paused) video.play().catch((err) => say(`The video cannot play: ${err.message}`, "error"));
+  else video.pause();
 }
 
 // ------------------------------------------------------------------------------------------
@@ -328,7 +329,9 @@ function installMouse() {
 function installKeys() {
   document.addEventListener("keydown", (event) => {
     const target = event.target;
-    if (target && (target.tagName === "INPUT" || target.tagName === "TEXTAREA" || target.isContentEditable)) return;
+    const typing = target && (target.tagName === "TEXTAREA" || target.tagName === "SELECT" || target.isContentEditable ||
+      (target.tagName === "INPUT" && !["checkbox", "radio", "button", "range"].includes(target.type)));
+    if (typing) return;
     if (event.ctrlKey || event.metaKey || event.altKey) return;
     switch (event.key) {
       case "ArrowLeft":
@@ -346,6 +349,8 @@ function installKeys() {
     }
     event.preventDefault();
   });
+  // Buttons do not keep the focus, so space and the arrows stay the player's keys after a click.
+  document.querySelectorAll(".controls button").forEach((b) => b.addEventListener("mousedown", (e) => e.preventDefault()));
   document.getElementById("play").addEventListener("click", togglePlay);
   document.getElementById("step-back").addEventListener("click", () => { video.pause(); seekFrame(state.frame - 1); });
   document.getElementById("step-forward").addEventListener("click", () => { video.pause(); seekFrame(state.frame + 1); });

@@ -222,7 +222,7 @@ def test_journey_upload_fit_view_rename_export(live_server: LiveServer, page: An
     page.wait_for_selector("#ethogram[data-ready=true]")
     wait_video_ready(page)
     assert page.get_attribute("#ethogram", "data-cursor-source") == "requestVideoFrameCallback"
-    page.evaluate("document.getElementById('video').play()")
+    page.click("#play")  # the page's own button
     page.wait_for_function("document.getElementById('video').currentTime > 1.0", timeout=15_000)
     fps = cursor_and_video(page)["fps"]
     gaps = []
@@ -233,7 +233,8 @@ def test_journey_upload_fit_view_rename_export(live_server: LiveServer, page: An
         gaps.append(abs(now["cursor"] - now["video"]))
         page.wait_for_timeout(120)
     assert len(gaps) >= 4 and max(gaps) < 0.25, gaps  # a few frames at most while playing
-    page.evaluate("document.getElementById('video').pause()")
+    page.keyboard.press("Space")  # pauses: the button did not keep the key
+    page.wait_for_function(f"{VIDEO}.paused")
     page.wait_for_timeout(300)
     still = cursor_and_video(page)
     assert still["cursor"] > 0.9
