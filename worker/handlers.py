@@ -221,6 +221,8 @@ def handle_fit(ctx: JobContext) -> ResultWriter:
     settings = ctx.settings
 
     def write(db: Session) -> dict[str, Any]:
+        # The whole curve, even when the fit ended before a heartbeat sent it.
+        jobs.set_metrics(db, job_id=ctx.job_id, metrics=curve[-500:])
         queued = syllables.record_fit(
             db,
             model_id=model_id,

@@ -202,6 +202,15 @@ def mark_succeeded(
     return bool(res.rowcount == 1)  # type: ignore[attr-defined]
 
 
+def set_metrics(db: Session, *, job_id: int, metrics: list[dict[str, Any]]) -> None:
+    db.execute(
+        update(Job)
+        .where(Job.id == job_id)
+        .values(metrics=metrics)
+        .execution_options(synchronize_session=False)
+    )
+
+
 def mark_failed(
     db: Session, *, job_id: int, worker_id: str, error: str, permanent: bool, backoff_s: float
 ) -> str | None:

@@ -104,6 +104,7 @@ def test_upload_ingest_fit_segment_browse_export(make_app, workers, tmp_path, sh
         what="fit",
     )
     assert job["status"] == "succeeded", (job, workers.logs()[-3000:])
+    assert job["metrics"], "the training curve is kept on the job"
     kinds = {j["kind"] for j in client.get(f"/api/experiments/{eid}/jobs").json()}
     assert {"probe", "ingest", "fit"} <= kinds
     model = client.get(f"/api/experiments/{eid}/models").json()[0]
