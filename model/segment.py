@@ -26,7 +26,7 @@ from model.svae import frames_to_tensor, mean_field
 
 DEFAULT_CORE = 384
 DEFAULT_MARGIN = 64
-DEFAULT_SWEEPS = 20
+DEFAULT_SWEEPS = 6
 DEFAULT_TOL = 1e-2  # max |Δq(z_t)| between sweeps; labels are settled well before 1e-3
 DEFAULT_MIN_BOUT = 3
 _ENCODE_BLOCK = 4096

@@ -507,7 +507,9 @@ def fit_model(
     perm = np.argsort(-usage, kind="stable")
     inv = np.empty_like(perm)
     inv[perm] = np.arange(states)
-    model.params = _permute(model.params, torch.as_tensor(perm, device=dev))
+    perm_t = torch.as_tensor(perm, device=dev)
+    model.params = _permute(model.params, perm_t)
+    model.prior = _permute(model.prior, perm_t)  # the β-weighted prior is per state too
     labels_all = [inv[lab] for lab in labels_all]
     share = usage[perm] / max(usage.sum(), 1)
     durations = [
