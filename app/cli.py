@@ -41,6 +41,8 @@ def worker(queues: str | None, loglevel: str) -> None:
     from worker.celery_app import celery_app
 
     settings = get_settings()
+    if settings.worker_nice:
+        os.nice(settings.worker_nice)
     celery_app.worker_main(
         [
             "worker",

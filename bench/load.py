@@ -72,7 +72,9 @@ def urls(eid: int, sids: list[int], model_id: int) -> list[str]:
     return out
 
 
-async def run(base: str, paths: list[str], clients: int, seconds: float) -> tuple[list[float], int]:
+async def run(
+    base: str, paths: list[str], clients: int, seconds: float, think: float = 0.0
+) -> tuple[list[float], int]:
     latencies: list[float] = []
     errors = 0
     stop = time.monotonic() + seconds
@@ -93,6 +95,8 @@ async def run(base: str, paths: list[str], clients: int, seconds: float) -> tupl
                 except httpx.HTTPError:
                     errors += 1
                 latencies.append(time.perf_counter() - t0)
+                if think:
+                    await asyncio.sleep(think)
 
     await asyncio.gather(*(one(i) for i in range(clients)))
     return latencies, errors
@@ -106,6 +110,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument(
+        "--think", type=float, default=0.0, help="seconds each client waits between requests"
+    )
     args = parser.parse_args()
     server = Server(worker=True, clips_per_syllable="1")
     try:
@@ -115,11 +122,14 @@ def main() -> None:
         base_lat, base_err = asyncio.run(run(server.url, paths, 1, min(10, args.seconds)))
         job = client.post(f"/api/experiments/{eid}/fit", json={"states": 8, "epochs": 50}).json()
         time.sleep(2)
-        lat, err = asyncio.run(run(server.url, paths, args.clients, args.seconds))
+        lat, err = asyncio.run(run(server.url, paths, args.clients, args.seconds, args.think))
         job = client.get(f"/api/jobs/{job['id']}").json()
     finally:
         server.close()
-    print(f"{args.clients} clients for {args.seconds:.0f} s over {len(paths)} pages/API/CSV URLs")
+    print(
+        f"{args.clients} clients for {args.seconds:.0f} s over {len(paths)} pages/API/CSV URLs, "
+        f"{args.think:g} s between a client's requests"
+    )
     print(f"  while a fit job was {job['status']} ({job['progress']:.0%})")
     print(f"  requests {len(lat)}, errors {err}, {len(lat) / args.seconds:.0f} req/s")
     print(

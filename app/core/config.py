@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     gpu_queue: str = "gpu"
     # Send fit jobs to the "gpu" queue (set where a GPU worker runs, as in docker-compose.yml).
     fit_on_gpu_queue: bool = False
+    # Workers run at a lower CPU priority so pages stay quick while a fit runs beside them.
+    worker_nice: int = Field(default=10, ge=0, le=19)
     crop_size: int = Field(default=32, ge=8, le=128)
     clips_per_syllable: int = Field(default=6, ge=0, le=24)
     job_lease_seconds: float = Field(default=60.0, gt=0)
