@@ -32,11 +32,13 @@ from model.segment import DEFAULT_MIN_BOUT, infer_chunked, merge_short_bouts
 from model.svae import (
     SLDSSVAE,
     SVAEConfig,
+    TransitionMoments,
     frames_to_tensor,
     input_size,
     local_posterior,
     params_to,
     sufficient_stats,
+    transition_moments,
 )
 
 ProgressFn = Callable[[float, str, dict], None]
@@ -159,16 +161,34 @@ def _random_mask(
 # Stage B: sticky AR(1)-HMM on the smoothed latents
 
 
-def _smoothed_means(model: SLDSSVAE, data: torch.Tensor, chunk: int = 256) -> torch.Tensor:
-    """(N, T, D) float64 posterior means of x for every subsequence."""
-    out = []
+def _smoothed_latents(
+    model: SLDSSVAE, data: torch.Tensor, chunk: int = 256
+) -> tuple[torch.Tensor, TransitionMoments]:
+    """Posterior means (N, T, D) and transition moments of x for every subsequence (CPU)."""
+    means, prev, cross, nxt = [], [], [], []
     ex = model.expectations()
     with torch.no_grad():
         for i in range(0, data.shape[0], chunk):
             R, r = model.recognize(data[i : i + chunk].to(model.device))
             post = local_posterior(R, r, ex, max_sweeps=1)
-            out.append(post.kalman.mean)
-    return torch.cat(out)
+            mom = transition_moments(post.kalman)
+            means.append(post.kalman.mean.cpu())
+            prev.append(mom.Eprev.cpu())
+            cross.append(mom.Ecross.cpu())
+            nxt.append(mom.Enext.cpu())
+    return torch.cat(means), TransitionMoments(torch.cat(prev), torch.cat(cross), torch.cat(nxt))
+
+
+def _moment_stats(gamma: torch.Tensor, mom: TransitionMoments) -> MNIWStats:
+    """MNIW statistics from full posterior moments (with their uncertainty), weighted by γ."""
+    K = gamma.shape[-1]
+    wk = gamma[:, 1:].reshape(-1, K).T  # (K, N·(T-1))
+
+    def weigh(m: torch.Tensor) -> torch.Tensor:
+        return (wk @ m.reshape(wk.shape[1], -1)).reshape(K, *m.shape[-2:])
+
+    return MNIWStats(weigh(mom.Eprev), weigh(mom.Ecross).transpose(-1, -2), weigh(mom.Enext),
+                     gamma[:, 1:].sum((0, 1)))
 
 
 def _ar_loglik(X: torch.Tensor, A: torch.Tensor, Q: torch.Tensor) -> torch.Tensor:
@@ -442,13 +462,18 @@ def fit_model(
 
     # Stage B: AR-HMM on the smoothed latents.
     report(0.9 * steps_a / total, "stage B: fitting an AR-HMM to initialise the states", {})
-    X = _smoothed_means(model_a, data).cpu()
+    X, moments = _smoothed_latents(model_a, data)
     model = SLDSSVAE(config)
     prior_cpu = model.prior
     gamma0, _, stats, active = fit_arhmm(
         X, prior_cpu, iters=settings.em_iters, seed=seed, dwell_frames=config.dwell_frames,
         merge_penalty=settings.merge_penalty, min_states=settings.min_states,
     )
+    # The AR-HMM segments the posterior means, but q(θ) must be built from the full posterior
+    # moments: regressions on means alone give noise covariances Q_k smaller than the
+    # uncertainty of q(x), and then, in stage C, E[log p(x_t | x_{t-1}, k)] punishes every
+    # state by tr(Q_k⁻¹ Cov) and the state with the largest Q takes all frames.
+    stats = stats._replace(dynamics=_moment_stats(gamma0, moments))
     # Empirical-Bayes (weak-limit HDP style) transition prior: entering state j is a priori as
     # likely as j's share β_j of stage B's frames, so states that stage B left unused stay off
     # unless the data insist.
@@ -466,7 +491,7 @@ def fit_model(
     model.encoder.load_state_dict(model_a.encoder.state_dict())
     model.decoder.load_state_dict(model_a.decoder.state_dict())
     model.to_device(dev)
-    del model_a
+    del model_a, moments
     cache = gamma0.to(torch.float32)
 
     # Stage C: the full SLDS-SVAE.
