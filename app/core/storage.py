@@ -7,7 +7,6 @@ Originals are content-addressed, so the same file uploaded twice is stored once.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import os
 import re
@@ -69,35 +68,55 @@ class Storage:
         return self._finish(str(path), sha256, size, filename)
 
     def save_chunks(self, chunks: Iterable[bytes], filename: str, max_bytes: int) -> StoredFile:
-        """``save_async_chunks`` for a plain iterable (scripts and tests)."""
-
-        async def stream() -> AsyncIterator[bytes]:
+        """Stream chunks to a temporary file with a byte cap and a running sha256, then move
+        it into the originals (or drop it when identical content is already stored)."""
+        receiver = _Receiver(self, filename, max_bytes)
+        with receiver:
             for chunk in chunks:
-                yield chunk
-
-        return asyncio.run(self.save_async_chunks(stream(), filename, max_bytes))
+                receiver.write(chunk)
+        return receiver.stored
 
     async def save_async_chunks(
         self, chunks: AsyncIterator[bytes], filename: str, max_bytes: int
     ) -> StoredFile:
-        """Stream chunks to a temporary file with a byte cap and a running sha256, then move
-        it into the originals (or drop it when identical content is already stored)."""
-        fd, tmp_name = self._tmp()
-        digest, size = hashlib.sha256(), 0
-        try:
-            with os.fdopen(fd, "wb") as out:
-                async for chunk in chunks:
-                    size += len(chunk)
-                    if size > max_bytes:
-                        raise UploadTooLarge(too_large_message(filename, max_bytes))
-                    digest.update(chunk)
-                    out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-        except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
-            raise
-        return self._finish(tmp_name, digest.hexdigest(), size, filename)
+        """``save_chunks`` for an asynchronous stream (a request body)."""
+        receiver = _Receiver(self, filename, max_bytes)
+        with receiver:
+            async for chunk in chunks:
+                receiver.write(chunk)
+        return receiver.stored
+
+
+class _Receiver:
+    """One upload on its way to disk: a temporary file, a size cap and a running sha256."""
+
+    def __init__(self, storage: Storage, filename: str, max_bytes: int) -> None:
+        self.storage, self.filename, self.max_bytes = storage, filename, max_bytes
+        fd, self.tmp_name = storage._tmp()
+        self.out = os.fdopen(fd, "wb")
+        self.digest, self.size = hashlib.sha256(), 0
+
+    def write(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.size > self.max_bytes:
+            raise UploadTooLarge(too_large_message(self.filename, self.max_bytes))
+        self.digest.update(chunk)
+        self.out.write(chunk)
+
+    def __enter__(self) -> _Receiver:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is not None:
+            self.out.close()
+            Path(self.tmp_name).unlink(missing_ok=True)
+            return
+        self.out.flush()
+        os.fsync(self.out.fileno())
+        self.out.close()
+        self.stored = self.storage._finish(
+            self.tmp_name, self.digest.hexdigest(), self.size, self.filename
+        )
 
 
 def too_large_message(filename: str, max_bytes: int) -> str:

@@ -395,6 +395,8 @@ async function refreshCohortsAndSubjects() {
     subjects = await api("GET", `/api/experiments/${EXP}/subjects`);
   } catch { /* shown as empty */ }
   const body = document.querySelector("#subjects tbody");
+  // Never redraw under someone's typing: an edit in progress would be lost.
+  if (body.contains(document.activeElement)) return;
   body.replaceChildren(...subjects.map(subjectRow));
   if (!subjects.length) body.append(h("tr", {}, h("td", { colspan: 6, class: "empty" }, "Animals appear here when videos name them.")));
 }
