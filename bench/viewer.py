@@ -49,10 +49,9 @@ def main() -> None:
             engine.dispose()
             sid = ids["sessions"][0]
             html = httpx.get(f"{server.url}/sessions/{sid}").content
-            data = httpx.get(f"{server.url}/api/sessions/{sid}/viewer").content
-            bouts = len(
-                httpx.get(f"{server.url}/api/sessions/{sid}/viewer").json()["bouts"]["start"]
-            )
+            response = httpx.get(f"{server.url}/api/sessions/{sid}/viewer")
+            data = response.content
+            bouts = len(response.json()["bouts"]["start"])
             with sync_playwright() as pw:
                 browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
                 page = browser.new_page()

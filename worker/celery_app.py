@@ -20,6 +20,7 @@ from worker.runner import execute, new_worker_id
 log = logging.getLogger("syllabary.worker")
 
 celery_app = get_celery()
+install_session_hooks(Session)  # enqueue-after-commit for every session this process opens
 WORKER_ID = new_worker_id()
 _reaper_stop = threading.Event()
 
@@ -27,7 +28,6 @@ _reaper_stop = threading.Event()
 @celery_app.task(name=RUN_JOB_TASK, acks_late=True)
 def run_job(job_id: int) -> str | None:
     settings = get_settings()
-    install_session_hooks(Session)
     return execute(
         job_id,
         settings=settings,
@@ -39,7 +39,6 @@ def run_job(job_id: int) -> str | None:
 
 def reap_once() -> dict[str, list[int]]:
     settings = get_settings()
-    install_session_hooks(Session)
     with session_scope(engine_for(settings.sqlalchemy_url)) as db:
         outcome = jobs.reap(db, requeue_after_s=max(300.0, 5 * settings.job_lease_seconds))
     if any(outcome.values()):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -352,5 +351,3 @@ HANDLERS: dict[str, Handler] = {
     JobKind.segment: handle_segment,
     JobKind.clips: handle_clips,
 }
-
-__all__ = ["HANDLERS", "Path"]

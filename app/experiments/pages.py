@@ -65,7 +65,8 @@ def plotly_js(request: Request) -> Response:
 @router.get("/", response_class=HTMLResponse)
 def home(request: Request, db: DbSession) -> HTMLResponse:
     experiments = service.list_experiments(db)
-    rows = [(e, service.count_sessions(db, e.id)) for e in experiments]
+    counts = service.session_counts(db)
+    rows = [(e, counts.get(e.id, 0)) for e in experiments]
     return render(request, "home.html", {"rows": rows})
 
 

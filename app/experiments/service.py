@@ -13,7 +13,7 @@ from app.core.errors import BadInput, NotFound
 from app.core.storage import StoredFile
 from app.experiments.models import Cohort, Experiment, Subject, VideoSession
 from app.jobs import service as jobs
-from app.jobs.models import Job, JobKind, JobStatus
+from app.jobs.models import JobKind, JobStatus
 
 
 def create_experiment(db: Session, *, name: str, description: str = "") -> Experiment:
@@ -150,20 +150,12 @@ def apply_probe(db: Session, *, session_id: int, info: dict[str, Any]) -> None:
     session.probed_at = utcnow()
 
 
-def count_sessions(db: Session, experiment_id: int) -> int:
-    return int(
-        db.scalar(
-            select(func.count())
-            .select_from(VideoSession)
-            .where(VideoSession.experiment_id == experiment_id)
-        )
-        or 0
-    )
-
-
-def session_jobs(db: Session, session_id: int) -> list[Job]:
-    return list(db.scalars(select(Job).where(Job.session_id == session_id).order_by(Job.id)))
-
+def session_counts(db: Session) -> dict[int, int]:
+    """Number of sessions per experiment id, in one query."""
+    rows = db.execute(
+        select(VideoSession.experiment_id, func.count()).group_by(VideoSession.experiment_id)
+    ).all()
+    return {int(eid): int(n) for eid, n in rows}
 
 def list_cohorts(db: Session, experiment_id: int) -> list[Cohort]:
     return list(

@@ -154,12 +154,6 @@ def record_fit(
     ]
 
 
-def record_fit_failure(db: Session, *, model_id: int) -> None:
-    model = db.get(SyllableModel, model_id)
-    if model is not None and model.status == "training":
-        model.status = "failed"
-
-
 def queue_segment(
     db: Session, *, session: VideoSession, model: SyllableModel, settings: Settings
 ) -> Job:
