@@ -42,9 +42,10 @@ def main() -> None:
     crops = features.crops_float()
     minutes = features.n_frames / features.fps / 60
     t0 = time.perf_counter()
-    model = fit_model([crops], states=args.states, fps=features.fps)
+    kin = features.kinematics()
+    model = fit_model([crops], [kin], states=args.states, fps=features.fps)
     t_fit = time.perf_counter() - t0
-    seg = segment_frames(model, crops, keep_posterior=False)
+    seg = segment_frames(model, crops, kin, keep_posterior=False)
     used = metrics.states_used(seg.syllable)
     median_ms = 1000 * metrics.median_bout_duration(seg.syllable, features.fps)
     print(f"video: {features.n_frames} frames, {minutes:.1f} min (640x480)")

@@ -49,8 +49,9 @@ def main() -> None:
         video = looped(TRACKTOR, Path(tmp) / "long.mp4", args.copies)
         # A model fitted on the original clip (not timed: fitting is its own benchmark).
         t0 = time.perf_counter()
-        train = from_preprocessed(preprocess_video(TRACKTOR)).crops_float()
-        model = fit_model([train], states=args.states, epochs=2)
+        train_features = from_preprocessed(preprocess_video(TRACKTOR))
+        train = train_features.crops_float()
+        model = fit_model([train], [train_features.kinematics()], states=args.states, epochs=2)
         print(f"(model fitted in {time.perf_counter() - t0:.0f} s, not counted)")
         del train
 
@@ -63,7 +64,7 @@ def main() -> None:
         del pre
         crops = features.crops_float()
         t1 = time.perf_counter()
-        seg = segment_frames(model, crops, keep_posterior=False)
+        seg = segment_frames(model, crops, features.kinematics(), keep_posterior=False)
         t_infer = time.perf_counter() - t1
         del crops
         t2 = time.perf_counter()

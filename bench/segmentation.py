@@ -1,5 +1,6 @@
 """Segmentation quality and cost: the SVAE against k-means, a Gaussian HMM and a sticky AR-HMM,
-all on the same egocentric crops of synthetic mouse videos with known behaviour.
+all on the same egocentric crops of synthetic mouse videos with known behaviour (baselines
+also once more with the SVAE's per-frame kinematics appended to their features).
 
     python bench/segmentation.py [--videos 10] [--seconds 60] [--seed 2026]
 
@@ -50,11 +51,12 @@ def main() -> None:
             size=(width, height),
         )
         t_render = time.perf_counter() - t0
-        truths, crops, fps = [], [], 30.0
+        truths, crops, kinematics, fps = [], [], [], 30.0
         t0 = time.perf_counter()
         for video, truth_csv in pairs:
             features = from_preprocessed(preprocess_video(video))
             crops.append(features.crops_float())
+            kinematics.append(features.kinematics())
             fps = features.fps
             labels, _ = read_truth(truth_csv)
             truths.append(labels[: features.n_frames])
@@ -72,18 +74,28 @@ def main() -> None:
     t0 = time.perf_counter()
     pcs = pca_features(crops, 10)
     t_pca = time.perf_counter() - t0
+    # The SVAE also sees per-frame kinematics; the baselines run on the PCs alone (as MoSeq
+    # does) and once more with the same standardised kinematics appended, for a fair match.
+    allk = np.concatenate(kinematics)
+    z = [(k - allk.mean(0)) / np.maximum(allk.std(0), 1e-6) for k in kinematics]
+    pc_scale = float(np.concatenate(pcs).std())
+    with_kin = [np.concatenate([p / pc_scale, k], 1) for p, k in zip(pcs, z, strict=True)]
     for name, fit_predict in BASELINES.items():
-        t0 = time.perf_counter()
-        labels = fit_predict(pcs, k_true, seed=0)
-        elapsed = time.perf_counter() - t0 + t_pca
-        results[name] = {**metrics.summary(truths, labels, fps), "seconds": elapsed}
-        print(f"  {name} done in {elapsed:.1f} s", flush=True)
+        for label, feats in ((name, pcs), (f"{name}+kin", with_kin)):
+            t0 = time.perf_counter()
+            labels = fit_predict(feats, k_true, seed=0)
+            elapsed = time.perf_counter() - t0 + t_pca
+            results[label] = {**metrics.summary(truths, labels, fps), "seconds": elapsed}
+            print(f"  {label} done in {elapsed:.1f} s", flush=True)
 
     t0 = time.perf_counter()
-    model = fit_model(crops, states=args.states, epochs=args.epochs, fps=fps)
+    model = fit_model(crops, kinematics, states=args.states, epochs=args.epochs, fps=fps)
     t_fit = time.perf_counter() - t0
     t0 = time.perf_counter()
-    svae_labels = [segment_frames(model, c, keep_posterior=False).syllable for c in crops]
+    svae_labels = [
+        segment_frames(model, c, k, keep_posterior=False).syllable
+        for c, k in zip(crops, kinematics, strict=True)
+    ]
     t_seg = time.perf_counter() - t0
     results["svae"] = {
         **metrics.summary(truths, svae_labels, fps),
@@ -93,10 +105,10 @@ def main() -> None:
 
     print()
     header = ("method", "ARI", "NMI", "acc", "states", "median ms", "time s")
-    print("{:14s} {:>6s} {:>6s} {:>6s} {:>7s} {:>10s} {:>8s}".format(*header))
+    print("{:18s} {:>6s} {:>6s} {:>6s} {:>7s} {:>10s} {:>8s}".format(*header))
     for name, r in results.items():
         print(
-            f"{name:14s} {r['ari']:6.3f} {r['nmi']:6.3f} {r['accuracy']:6.3f} "
+            f"{name:18s} {r['ari']:6.3f} {r['nmi']:6.3f} {r['accuracy']:6.3f} "
             f"{int(r['states_used']):7d} {1000 * r['median_bout_s']:10.0f} {r['seconds']:8.1f}"
         )
     best = max((n for n in results if n != "svae"), key=lambda n: results[n]["ari"])

@@ -64,6 +64,7 @@ def fit(
 
         model = fit_model(
             [f.crops_float() for f in features],  # type: ignore[attr-defined]
+            [f.kinematics() for f in features],  # type: ignore[attr-defined]
             states=states,
             epochs=epochs,
             seed=seed,
@@ -92,7 +93,10 @@ def segment(videos: tuple[Path, ...], model_dir: Path, out_dir: Path) -> None:
     with tqdm(total=len(videos), desc="segmenting", unit="video") as bar:
         for video in videos:
             features = _preprocess(video, crop, bar)
-            seg = segment_frames(fitted, features.crops_float(), keep_posterior=False)  # type: ignore[attr-defined]
+            seg = segment_frames(
+                fitted, features.crops_float(), features.kinematics(),  # type: ignore[attr-defined]
+                keep_posterior=False,
+            )
             quality = [features.quality_names[q] for q in features.quality]  # type: ignore[attr-defined]
             with (out_dir / f"{video.stem}.ethogram.csv").open("w", newline="") as fh:
                 for chunk in ethogram_chunks(

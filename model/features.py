@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from model.kinematics import from_scalars
 from model.preprocess import QUALITY_NAMES, SCALAR_NAMES, Preprocessed
 
 FORMAT_VERSION = 1
@@ -39,6 +40,10 @@ class Features:
     def crops_float(self) -> np.ndarray:
         """(T, S, S) float32 in [0, 1], what the model takes."""
         return self.crops.astype(np.float32) / 255.0
+
+    def kinematics(self) -> np.ndarray:
+        """(T, F) per-frame kinematics the model takes beside the crops."""
+        return from_scalars(self.scalars)
 
 
 def from_preprocessed(pre: Preprocessed) -> Features:

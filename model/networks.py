@@ -46,28 +46,47 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
-    """Latent x (…, D) → pixel means (…, P) in (0, 1); a learned per-pixel variance ≥ min_std²."""
+    """Latent x (…, D) → pixel means (…, P) in (0, 1), then ``extra`` unbounded means (the
+    standardised kinematics); a learned per-output variance ≥ min_std².
+
+    ``extra_weight`` counts each extra output as that many pixels in the likelihood: a handful
+    of kinematic numbers would otherwise be drowned by a thousand pixels.
+    """
 
     def __init__(
-        self, pixels: int, latent_dim: int, hidden: int = 200, min_std: float = 0.03
+        self,
+        pixels: int,
+        latent_dim: int,
+        hidden: int = 200,
+        min_std: float = 0.03,
+        extra: int = 0,
+        extra_weight: float = 1.0,
     ) -> None:
         super().__init__()
-        self.net = _mlp(latent_dim, hidden, pixels)
+        self.pixels = pixels
+        self.net = _mlp(latent_dim, hidden, pixels + extra)
         self.min_log_var = 2.0 * math.log(min_std)
         # Start at a noise std of 0.1 (a tenth of the intensity range).
         start = math.log(math.expm1(2.0 * math.log(0.1) - self.min_log_var))
-        self.raw_log_var = nn.Parameter(torch.full((pixels,), start))
+        self.raw_log_var = nn.Parameter(torch.full((pixels + extra,), start))
+        weight = torch.ones(pixels + extra)
+        weight[pixels:] = extra_weight
+        self.register_buffer("weight", weight, persistent=False)
 
     def log_var(self) -> Tensor:
         """(P,) per-pixel log-variance, bounded below by 2·log(min_std)."""
         return self.min_log_var + nn.functional.softplus(self.raw_log_var)
 
     def forward(self, x: Tensor) -> Tensor:
-        """x: (…, D) → pixel means (…, P)."""
-        return torch.sigmoid(self.net(x))
+        """x: (…, D) → means (…, P + extra): sigmoid pixels, then linear extras."""
+        out = self.net(x)
+        if out.shape[-1] == self.pixels:
+            return torch.sigmoid(out)
+        return torch.cat([torch.sigmoid(out[..., : self.pixels]), out[..., self.pixels :]], -1)
 
     def log_likelihood(self, x: Tensor, frames: Tensor) -> Tensor:
-        """Σ_pixels log N(frames | μ(x), σ²), shape (…) for x (…, D) and frames (…, P)."""
+        """Σ_outputs weight · log N(frames | μ(x), σ²), shape (…) for x (…, D), frames (…, P')."""
         mu = self(x)
         lv = self.log_var()
-        return -0.5 * (((frames - mu) ** 2) * torch.exp(-lv) + lv + math.log(2 * math.pi)).sum(-1)
+        terms = ((frames - mu) ** 2) * torch.exp(-lv) + lv + math.log(2 * math.pi)
+        return -0.5 * (terms * self.weight).sum(-1)

@@ -22,7 +22,7 @@ from torch import Tensor
 from model.artifact import FittedModel
 from model.hmm import viterbi
 from model.priors import SLDSExpectations
-from model.svae import frames_to_tensor, mean_field
+from model.svae import mean_field, observations
 
 DEFAULT_CORE = 384
 DEFAULT_MARGIN = 64
@@ -150,9 +150,12 @@ def infer_chunked(
     return gamma, labels
 
 
-def encode(model: FittedModel, frames: np.ndarray) -> tuple[Tensor, Tensor]:
-    """Recognition potentials (R, r), each (T, D) float64, for frames (T, H, W)."""
-    x = frames_to_tensor(frames, model.config)
+def encode(
+    model: FittedModel, frames: np.ndarray, kinematics: np.ndarray | None = None
+) -> tuple[Tensor, Tensor]:
+    """Recognition potentials (R, r), each (T, D) float64, for frames (T, H, W) and, for models
+    fitted with them, the session's kinematics (T, F)."""
+    x = observations(frames, kinematics, model.config)
     Rs, rs = [], []
     with torch.no_grad():
         for i in range(0, x.shape[0], _ENCODE_BLOCK):
@@ -186,6 +189,7 @@ def summarize(
 def segment_frames(
     model: FittedModel,
     frames: np.ndarray,
+    kinematics: np.ndarray | None = None,
     *,
     progress: Callable[[float, str, dict], None] | None = None,
     keep_posterior: bool = True,
@@ -194,7 +198,8 @@ def segment_frames(
     max_sweeps: int = DEFAULT_SWEEPS,
     min_bout: int = DEFAULT_MIN_BOUT,
 ) -> Segmentation:
-    """Syllables of one session's preprocessed frames (T, H, W), float32 in [0, 1].
+    """Syllables of one session's preprocessed frames (T, H, W), float32 in [0, 1], and its
+    kinematics (T, F) from :func:`model.kinematics.from_scalars` if the model uses them.
 
     Labels are the Viterbi path, with bouts shorter than ``min_bout`` frames merged into a
     neighbour. ``progress(fraction, message, metrics)`` is called as in ``fit_model``.
@@ -205,7 +210,7 @@ def segment_frames(
     if progress:
         progress(0.0, "encoding frames", {})
     model.svae.eval()
-    R, r = encode(model, frames)
+    R, r = encode(model, frames, kinematics)
     if progress:
         progress(0.3, "inferring syllables", {})
     with torch.no_grad():

@@ -18,7 +18,7 @@ Shapes: B subsequences, T frames, P pixels, D latent dimensions, K states.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -59,6 +59,12 @@ class SVAEConfig:
     noise_var: float = 0.05  # prior E[Q]
     min_std: float = 0.03  # floor on the decoder's pixel noise
     fps: float = 30.0
+    # Per-frame kinematics (model.kinematics) observed beside the pixels: how many, their
+    # standardisation (from the training sessions) and their weight in the likelihood.
+    kinematics: int = 0
+    kin_mean: list[float] = field(default_factory=list)
+    kin_std: list[float] = field(default_factory=list)
+    kin_weight: float = 1.0
 
     @property
     def pixels(self) -> int:
@@ -317,6 +323,29 @@ def frames_to_tensor(frames: np.ndarray, config: SVAEConfig) -> Tensor:
     return x.reshape(x.shape[0], -1).clamp(0.0, 1.0)
 
 
+def observations(
+    frames: np.ndarray, kinematics: np.ndarray | None, config: SVAEConfig
+) -> Tensor:
+    """What the model observes per frame: (T, P) pixels, then (T, F) standardised kinematics
+    when the model was fitted with them."""
+    x = frames_to_tensor(frames, config)
+    if config.kinematics == 0:
+        return x
+    if kinematics is None:
+        raise ValueError(
+            "this model was fitted with per-frame kinematics (speed, turning, body length); "
+            "pass the session's kinematics (model.kinematics.from_scalars) to segment it"
+        )
+    k = np.asarray(kinematics, dtype=np.float64)
+    if k.shape != (x.shape[0], config.kinematics):
+        raise ValueError(
+            f"kinematics must be ({x.shape[0]}, {config.kinematics}) for these frames, "
+            f"got {k.shape}"
+        )
+    z = (k - np.asarray(config.kin_mean)) / np.asarray(config.kin_std)
+    return torch.cat([x, torch.as_tensor(np.clip(z, -8, 8), dtype=torch.float32)], 1)
+
+
 def input_size(height: int, width: int, max_side: int = 32) -> tuple[int, int]:
     """The model's input size for crops of (height, width): at most max_side on the long side."""
     scale = min(1.0, max_side / max(height, width))
@@ -340,8 +369,10 @@ class SLDSSVAE(nn.Module):
         super().__init__()
         self.config = config
         D, P = config.latent_dim, config.pixels
-        self.encoder = Encoder(P, D, config.hidden).float()
-        self.decoder = Decoder(P, D, config.hidden, config.min_std).float()
+        F = config.kinematics
+        self.encoder = Encoder(P + F, D, config.hidden).float()
+        self.decoder = Decoder(P, D, config.hidden, config.min_std, extra=F,
+                               extra_weight=config.kin_weight).float()
         self.prior = default_prior(
             config.states, D, alpha=config.alpha, dwell_frames=config.dwell_frames,
             noise_var=config.noise_var, trans_strength=config.trans_strength,

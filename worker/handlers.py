@@ -208,6 +208,7 @@ def handle_fit(ctx: JobContext) -> ResultWriter:
 
     fitted = fit_model(
         [f.crops_float() for f in features],
+        [f.kinematics() for f in features],
         states=states,
         epochs=ctx.params.get("epochs"),
         fps=fps,
@@ -280,6 +281,7 @@ def handle_segment(ctx: JobContext) -> ResultWriter:
     seg = segment_frames(
         fitted,
         features.crops_float(),
+        features.kinematics(),
         keep_posterior=False,
         progress=lambda f, m, _metrics: ctx.progress(0.05 + 0.9 * f, m),
     )

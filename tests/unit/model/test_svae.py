@@ -196,3 +196,24 @@ def test_stage_b_arhmm_merges_surplus_states():
     assert adjusted_rand_score(z, labels) > 0.8
     assert torch.allclose(stats.dynamics.n.sum(), torch.tensor(40 * 63.0))
     assert np.isclose(float(pair.sum()), 40 * 63)
+
+
+def test_stage_b_gaussian_hmm_finds_the_regions():
+    """Three sticky regions of a latent space, started with 8 states: about 3 are kept."""
+    import numpy as np
+    from sklearn.metrics import adjusted_rand_score
+
+    from model.train import fit_sticky_ghmm
+
+    rng = np.random.default_rng(3)
+    z = np.repeat(rng.integers(0, 3, size=40 * 64 // 16), 16)
+    centres = np.array([[0.0, 0.0, 0.0], [3.0, 0.0, 1.0], [0.0, 3.0, -1.0]])
+    x = centres[z] + 0.4 * rng.standard_normal((z.size, 3))
+    X = torch.as_tensor(x).reshape(40, 64, 3)
+    gamma, pair, active = fit_sticky_ghmm(X, 10, start_states=8, seed=0, merge_penalty=3.0)
+    labels = gamma.argmax(-1).reshape(-1).numpy()
+    assert 3 <= int(active.sum()) <= 4
+    assert adjusted_rand_score(z, labels) > 0.9
+    assert gamma.shape == (40, 64, 10) and torch.allclose(gamma.sum(-1), torch.ones(40, 64,
+                                                                              dtype=X.dtype))
+    assert np.isclose(float(pair.sum()), 40 * 63)
