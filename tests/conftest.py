@@ -24,6 +24,10 @@ TRACKTOR = SHARED_DATA / "tracktor-mouse" / "mouse_video.mp4"
 DEEPOF = SHARED_DATA / "deepof-overlay" / "testDLC_video_circular_arena.mp4"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
+# The first bytes of an MP4 (an ``ftyp`` box) and nothing else: passes the upload's container
+# check, and the probe job then fails it as unreadable. For tests that need any stored file.
+FAKE_MP4 = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2"
+
 POSTGRES_URL = os.environ.get(
     "SYLLABARY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
