@@ -16,6 +16,7 @@ from app.jobs import service as jobs
 from app.jobs.service import install_session_hooks
 from worker.handlers import HANDLERS
 from worker.runner import execute, new_worker_id
+from worker.shutdown import install_sigterm_handler
 
 log = logging.getLogger("syllabary.worker")
 
@@ -52,6 +53,13 @@ def _reaper_loop(interval: float) -> None:
             reap_once()
         except Exception:
             log.exception("reaper pass failed; trying again")
+
+
+@worker_ready.connect
+def _install_graceful_shutdown(**_kwargs: Any) -> None:
+    # After Celery installed its handlers: SIGTERM abandons the running job (see shutdown.py).
+    if not install_sigterm_handler():
+        log.warning("SIGTERM handler not installed (not on the main thread)")
 
 
 @worker_ready.connect
