@@ -44,6 +44,9 @@ class JobsCollector(Collector):
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
+    def describe(self) -> list[Any]:
+        return []  # registering must not query the database (it may not be migrated yet)
+
     def collect(self) -> Iterator[Any]:
         from app.jobs.models import Job, JobStatus
 

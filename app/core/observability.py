@@ -61,6 +61,7 @@ class RequestContextMiddleware:
                 status,
                 extra={
                     "event": "http.request",
+                    "request_id": rid,
                     "method": method,
                     "path": scope["path"],
                     "route": route,
