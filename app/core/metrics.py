@@ -78,11 +78,11 @@ class JobsCollector(Collector):
             depth.add_metric([kind, queue, status], n)
             if status == JobStatus.failed:
                 failed_by_kind[kind] = failed_by_kind.get(kind, 0) + n
-        for kind, n in sorted(failed_by_kind.items()):
-            failures.add_metric([kind], n)
+        for kind, total in sorted(failed_by_kind.items()):
+            failures.add_metric([kind], total)
         yield depth
         yield failures
-        yield _durations(finished)
+        yield _durations(list(finished))
 
 
 def _durations(rows: list[Any]) -> HistogramMetricFamily:

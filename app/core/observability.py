@@ -9,7 +9,6 @@ import logging
 import re
 import time
 import uuid
-from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -80,7 +79,7 @@ def _header(scope: Scope, name: str) -> str | None:
     return None
 
 
-def _route_template(scope: dict[str, Any]) -> str:
+def _route_template(scope: Scope) -> str:
     """The matched route's template (``/api/sessions/{session_id}``): bounded label values."""
     route = scope.get("route")
     path = getattr(route, "path", None)
