@@ -145,5 +145,14 @@ def _register_engine_commands() -> None:
 
 _register_engine_commands()
 
+
+def _register_ops_commands() -> None:
+    from app.ops.cli import backup
+
+    main.add_command(backup)
+
+
+_register_ops_commands()
+
 if __name__ == "__main__":
     main()

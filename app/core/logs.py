@@ -58,7 +58,10 @@ def configure_logging(level: str | None = None) -> None:
             return
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
-    root.handlers = [handler]
+    # Replace plain console handlers (basicConfig's); keep others (files, test capture).
+    for old in [h for h in root.handlers if type(h) is logging.StreamHandler]:
+        root.removeHandler(old)
+    root.addHandler(handler)
 
 
 @contextmanager
