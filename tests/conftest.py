@@ -56,8 +56,10 @@ def _pg_admin_url() -> str:
 def postgres_url() -> Iterator[str]:
     """A fresh, empty PostgreSQL database for this test, dropped afterwards."""
     from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import NullPool
 
-    admin = create_engine(_pg_admin_url(), isolation_level="AUTOCOMMIT")
+    # No pooled connection: the fault tests restart PostgreSQL in between.
+    admin = create_engine(_pg_admin_url(), isolation_level="AUTOCOMMIT", poolclass=NullPool)
     name = f"syllabary_t_{uuid.uuid4().hex[:12]}"
     try:
         with admin.connect() as conn:

@@ -41,7 +41,7 @@ def run_job(job_id: int) -> str | None:
 def reap_once() -> dict[str, list[int]]:
     settings = get_settings()
     with session_scope(engine_for(settings.sqlalchemy_url)) as db:
-        outcome = jobs.reap(db, requeue_after_s=max(300.0, 5 * settings.job_lease_seconds))
+        outcome = jobs.reap(db, requeue_after_s=settings.job_resend_after_seconds)
     if any(outcome.values()):
         log.info("reaper: %s", outcome)
     return outcome
