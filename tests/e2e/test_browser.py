@@ -405,7 +405,9 @@ def test_journey_upload_fit_view_rename_export(live_server: LiveServer, page: An
 
     archive = httpx.get(f"{base}/api/experiments/{experiment_id}/export.zip", timeout=60)
     assert archive.status_code == 200 and archive.content[:2] == b"PK"
-    assert page.js_errors == [], page.js_errors  # type: ignore[attr-defined]
+    # The browser logs the refused upload's 422 answers itself (once per attempt): expected.
+    errors = [e for e in page.js_errors if "status of 422" not in e]  # type: ignore[attr-defined]
+    assert errors == [], errors
 
 
 def test_upload_resumes_after_the_page_is_reloaded(
