@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from tests.conftest import DEEPOF, FAKE_MP4, backend_env, wait_for
 from tests.integration.test_pipeline import job_of
@@ -122,12 +123,14 @@ def run_through_a_restart(
         f"/api/experiments/{experiments[0]}/sessions", files={"file": ("bad.mp4", FAKE_MP4)}
     ).json()
 
-    wait_for(
-        lambda: any(j["status"] == "running" for j in jobs_of(client, experiments) or []),
-        timeout=60,
-        interval=0.05,
-        what="a job to be running",
-    )
+    # Poll the jobs table directly (cheaper than the API) so a short job is caught mid-run.
+    engine = client.app.state.engine
+
+    def running() -> bool:
+        with engine.connect() as conn:
+            return bool(conn.scalar(text("SELECT count(*) FROM jobs WHERE status = 'running'")))
+
+    wait_for(running, timeout=60, interval=0.01, what="a job to be running")
     restart()
     jobs = wait_for(
         lambda: all_terminal(client, experiments), timeout=240, interval=1, what="every job to end"
