@@ -59,7 +59,8 @@ def create(dest: Path, *, settings: Settings) -> dict[str, Any]:
     if kind == "sqlite":
         _sqlite_copy(_sqlite_path(url), dump)
     else:
-        _run(["pg_dump", "--format=custom", "--no-owner", f"--file={dump}", _libpq(url)])
+        dsn, env = _libpq(url)
+        _run(["pg_dump", "--format=custom", "--no-owner", f"--file={dump}", dsn], env=env)
     files: dict[str, dict[str, Any]] = {}
     root = settings.files_dir
     for rel in _walk(root):
@@ -87,12 +88,17 @@ def verify(dest: Path) -> list[str]:
         return [str(exc)]
     problems: list[str] = []
     database = manifest.get("database", {})
-    dump = dest / str(database.get("file", ""))
+    if database.get("file") not in (SQLITE_DUMP, PG_DUMP):
+        return [f"manifest: unexpected database file {database.get('file')!r}"]
+    dump = dest / str(database["file"])
     problems += _check_file(dump, database, dump.name)
     if not problems:
         problems += _check_dump(dump, str(database.get("kind")))
     listed: dict[str, dict[str, Any]] = manifest.get("files", {})
     for rel, entry in sorted(listed.items()):
+        if not _is_plain_relative(rel):
+            problems.append(f"manifest: file path {rel!r} leaves the storage folder (refused)")
+            continue
         problems += _check_file(dest / FILES / rel, entry, f"{FILES}/{rel}")
     for rel in _walk(dest / FILES):
         if rel not in listed:
@@ -141,7 +147,8 @@ def restore(dest: Path, *, settings: Settings, force: bool = False) -> dict[str,
         args = ["pg_restore", "--no-owner", "--exit-on-error", "--single-transaction"]
         if force:
             args += ["--clean", "--if-exists"]
-        _run([*args, f"--dbname={_libpq(url)}", str(dump)])
+        dsn, env = _libpq(url)
+        _run([*args, f"--dbname={dsn}", str(dump)], env=env)
     if force and root.exists():
         for child in root.iterdir():
             _remove(child)
@@ -168,9 +175,15 @@ def _sqlite_path(url: str) -> Path:
     return Path(database)
 
 
-def _libpq(url: str) -> str:
-    """The URL as pg_dump/pg_restore understand it (no SQLAlchemy driver suffix)."""
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+def _libpq(url: str) -> tuple[str, dict[str, str]]:
+    """The URL as pg_dump/pg_restore understand it (no SQLAlchemy driver suffix), and the
+    environment that carries the password (never on the command line, where ``ps`` shows it)."""
+    parsed = make_url(url)
+    env = dict(os.environ)
+    if parsed.password is not None:
+        env["PGPASSWORD"] = str(parsed.password)
+    plain = parsed.set(drivername="postgresql", password=None)
+    return plain.render_as_string(hide_password=False), env
 
 
 def _sqlite_copy(source: Path, target: Path) -> None:
@@ -188,9 +201,9 @@ def _sqlite_copy(source: Path, target: Path) -> None:
         src.close()
 
 
-def _run(args: list[str]) -> str:
+def _run(args: list[str], env: dict[str, str] | None = None) -> str:
     try:
-        done = subprocess.run(args, capture_output=True, text=True, check=False)
+        done = subprocess.run(args, capture_output=True, text=True, check=False, env=env)
     except FileNotFoundError as exc:
         raise BackupError(
             f"{args[0]} is not installed; install the PostgreSQL client tools "
@@ -243,6 +256,12 @@ def _copy(source: Path, target: Path, *, mode: int | None = None) -> dict[str, A
         Path(tmp).unlink(missing_ok=True)
         raise
     return {"size": size, "sha256": digest.hexdigest(), "mode": final_mode}
+
+
+def _is_plain_relative(rel: str) -> bool:
+    """A path that stays inside the folder it is joined to (no ``..``, not absolute)."""
+    path = Path(rel)
+    return bool(rel) and not path.is_absolute() and ".." not in path.parts and "\\" not in rel
 
 
 def _digest_of(path: Path) -> dict[str, Any]:

@@ -5,6 +5,7 @@ and a restore never overwrites a non-empty target unless forced."""
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -115,6 +116,15 @@ def test_backup_verify_corrupt_restore(
     assert "files/sessions/1/features.npz: missing" in bad.output
     refused = cli(monkeypatch, backend, "backup", "restore", str(damaged))
     assert refused.exit_code != 0 and "does not verify" in refused.output
+
+    # A forged manifest cannot make a restore write outside the storage folder.
+    forged = tmp_path / "forged"
+    shutil.copytree(backup, forged)
+    manifest = json.loads((forged / "manifest.json").read_text())
+    manifest["files"]["../../escape.txt"] = {"size": 1, "sha256": "0" * 64, "mode": 0o644}
+    (forged / "manifest.json").write_text(json.dumps(manifest))
+    escape = cli(monkeypatch, backend, "backup", "verify", str(forged))
+    assert escape.exit_code != 0 and "leaves the storage folder" in escape.output
 
     # Restore into a fresh location.
     fresh_db = (
