@@ -47,6 +47,10 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception:
+            # Logged here, where the request id is still known; the server answers 500.
+            log.exception("unhandled error in %s %s", scope["method"], scope["path"])
+            raise
         finally:
             elapsed = time.perf_counter() - started
             route = _route_template(scope)
