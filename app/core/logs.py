@@ -23,7 +23,11 @@ job_context: contextvars.ContextVar[dict[str, Any] | None] = contextvars.Context
 )
 
 # Attributes every LogRecord has; anything else came in through ``extra=`` and is emitted.
-_STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
+_STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
+    "message",
+    "asctime",
+    "color_message",  # uvicorn's terminal-coloured copy of msg
+}
 
 
 class JsonFormatter(logging.Formatter):
