@@ -29,6 +29,7 @@ def write_video(
     frames: int = 30,
     size: tuple[int, int] = (64, 64),
     codec: str = "mpeg4",
+    pix_fmt: str | None = None,
     pts_ms: list[int] | None = None,
 ) -> Path:
     """A small synthetic video (a bright square moving down); ``pts_ms`` for uneven timing."""
@@ -36,7 +37,7 @@ def write_video(
     with av.open(str(path), "w") as container:
         stream = container.add_stream(codec, rate=25)
         stream.width, stream.height = width, height
-        stream.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
+        stream.pix_fmt = pix_fmt or ("yuvj420p" if codec == "mjpeg" else "yuv420p")
         if pts_ms is not None:
             stream.codec_context.time_base = stream.time_base = Fraction(1, 1000)
         for i in range(frames):
@@ -133,6 +134,11 @@ def test_hostile_files_fail_clearly_and_change_nothing(
             ["only 1 frame", "SYLLABARY_VIDEO_MIN_FRAMES"],
         ),
         "audio.mp4": (write_audio_only(corpus / "audio.mp4"), ["no video stream"]),
+        # A real QuickTime file (passes the container check) with a codec not on the list.
+        "animation.mov": (
+            write_video(corpus / "animation.mov", frames=5, codec="qtrle", pix_fmt="rgb24"),
+            ["codec 'qtrle'", "does not accept", "H.264"],
+        ),
         # Variable frame rate is legitimate: frame times are kept, frames counted exactly.
         "vfr.mp4": (
             write_video(corpus / "vfr.mp4", frames=6, pts_ms=[0, 33, 100, 120, 250, 400]),
