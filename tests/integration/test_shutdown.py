@@ -54,6 +54,6 @@ def test_sigterm_gives_up_the_running_job_and_another_worker_finishes_it(
 def test_sigterm_when_idle_stops_the_worker(backend, make_app, workers) -> None:
     make_app(backend)
     proc = workers.start(backend)
-    wait_for(lambda: "ready" in workers.logs(), timeout=60, what="the worker to be ready")
+    wait_for(lambda: " ready.\"" in workers.logs(), timeout=60, what="the worker to be ready")
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=15) == 0
