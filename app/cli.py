@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import subprocess
@@ -17,10 +16,9 @@ from app.core.config import get_settings
 @click.group()
 def main() -> None:
     """Syllabary: turn top-down mouse videos into behavioural syllables."""
-    logging.basicConfig(
-        level=os.environ.get("SYLLABARY_LOG_LEVEL", "INFO"),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    from app.core.logs import configure_logging
+
+    configure_logging()  # JSON lines (request id / job id on each), see docs/operations.md
 
 
 @main.command()
@@ -102,7 +100,16 @@ def serve(host: str | None, port: int | None, no_worker: bool) -> None:
         worker_proc = subprocess.Popen([sys.executable, "-m", "app.cli", "worker"])
     click.echo(f"Syllabary is running at http://{host}:{port}  (Ctrl-C stops it)")
     try:
-        uvicorn.run("app.main:create_app", factory=True, host=host, port=port, log_level="info")
+        # Uvicorn logs through our JSON handler; the app logs one line per request itself.
+        uvicorn.run(
+            "app.main:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            log_level="info",
+            log_config=None,
+            access_log=False,
+        )
     finally:
         if worker_proc is not None:
             _stop(worker_proc)
@@ -137,6 +144,15 @@ def _register_engine_commands() -> None:
 
 
 _register_engine_commands()
+
+
+def _register_ops_commands() -> None:
+    from app.ops.cli import backup
+
+    main.add_command(backup)
+
+
+_register_ops_commands()
 
 if __name__ == "__main__":
     main()

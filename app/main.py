@@ -15,13 +15,16 @@ from app.comparison import routes as comparison_routes
 from app.core.broker import broker_ok, job_sender
 from app.core.config import Settings, get_settings
 from app.core.db import engine_for, session_factory
-from app.core.errors import BadInput, Conflict, NotFound, TooLarge
+from app.core.errors import BadInput, Conflict, InsufficientStorage, NotFound, TooLarge
+from app.core.metrics import registry_for
+from app.core.observability import RequestContextMiddleware
 from app.core.storage import Storage
 from app.experiments import pages as experiment_pages
 from app.experiments import routes as experiment_routes
 from app.exports import routes as export_routes
 from app.jobs import routes as job_routes
 from app.jobs.service import install_session_hooks, set_sender
+from app.ops import routes as ops_routes
 from app.syllables import routes as syllable_routes
 from app.uploads import routes as upload_routes
 
@@ -45,6 +48,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.templates = Jinja2Templates(directory=str(ROOT / "templates"))
 
     _install_error_handlers(app)
+    # Operations: request ids, JSON request logs and metrics; /readyz and /metrics.
+    app.state.metrics = registry_for(engine)
+    app.add_middleware(RequestContextMiddleware)
+    app.include_router(ops_routes.router)
     app.include_router(experiment_routes.router)
     app.include_router(job_routes.router)
     app.include_router(upload_routes.router)
@@ -88,3 +95,4 @@ def _install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(BadInput, handler(422))
     app.add_exception_handler(Conflict, handler(409))
     app.add_exception_handler(TooLarge, handler(413))
+    app.add_exception_handler(InsufficientStorage, handler(507))

@@ -47,6 +47,25 @@ class VideoError(ValueError):
     """A file that cannot be used as a video. The message says what is wrong and what to do."""
 
 
+class VideoLimitExceeded(VideoError):
+    """A readable video outside the configured limits; ``limit`` names which one."""
+
+    def __init__(self, message: str, *, limit: str) -> None:
+        super().__init__(message)
+        self.limit = limit
+
+
+@dataclass(frozen=True)
+class VideoLimits:
+    """What a probe accepts: frame size in pixels, duration in seconds, frame counts."""
+
+    max_width: int = 4096
+    max_height: int = 4096
+    max_duration_s: float = 24 * 3600.0
+    max_frames: int = 10_000_000
+    min_frames: int = 2
+
+
 @dataclass(frozen=True)
 class VideoInfo:
     """What a probe learns about a video. Times in seconds, sizes in pixels."""
@@ -115,6 +134,7 @@ def probe(
     *,
     name: str | None = None,
     progress: Callable[[int], None] | None = None,
+    limits: VideoLimits | None = None,
 ) -> VideoInfo:
     """Decode every frame once and report exact frame count, rate, size and codec.
 
@@ -125,12 +145,14 @@ def probe(
     """
     p = Path(path)
     label = name or p.name
+    limits = limits or VideoLimits()
     container = _open(p, label)
     try:
         stream = _video_stream(container, label)
         stream.thread_type = "AUTO"
         codec = stream.codec_context.name
         width, height = stream.codec_context.width, stream.codec_context.height
+        _check_declared(container, stream, label, limits)
         n = 0
         first_pts: float | None = None
         last_pts: float | None = None
@@ -141,6 +163,11 @@ def probe(
                     first_pts = t if first_pts is None else first_pts
                     last_pts = t
                 n += 1
+                if n > limits.max_frames:
+                    raise VideoLimitExceeded(
+                        f"{label} has more than {limits.max_frames} frames, the most accepted.",
+                        limit="max_frames",
+                    )
                 if progress is not None and n % 500 == 0:
                     progress(n)
         except av.error.FFmpegError as exc:
@@ -153,12 +180,20 @@ def probe(
                 f"{label} contains no decodable video frames. The file may be truncated or "
                 "damaged; upload the complete file again."
             )
+        if n < limits.min_frames:
+            raise VideoLimitExceeded(
+                f"{label} has only {n} frame{'s' if n != 1 else ''}; behaviour needs a video of "
+                f"at least {limits.min_frames} frames. Upload the whole recording.",
+                limit="min_frames",
+            )
         fps = _frame_rate(stream)
         if first_pts is not None and last_pts is not None and n > 1:
             # Span of presentation times plus one frame period: the length a player shows.
             duration = (last_pts - first_pts) * n / (n - 1)
         else:
             duration = n / fps if fps > 0 else 0.0
+        if duration > limits.max_duration_s:
+            raise _too_long(label, duration, limits)
         return VideoInfo(
             frame_count=n,
             fps=fps,
@@ -171,6 +206,39 @@ def probe(
         )
     finally:
         container.close()
+
+
+def _check_declared(container: Any, stream: Any, label: str, limits: VideoLimits) -> None:
+    """Refuse from the headers alone what is too big, before a single frame is decoded (a
+    forged frame size must not make the decoder allocate gigabytes)."""
+    width, height = int(stream.codec_context.width or 0), int(stream.codec_context.height or 0)
+    for size, most, limit, what in (
+        (width, limits.max_width, "max_width", "wide"),
+        (height, limits.max_height, "max_height", "high"),
+    ):
+        if size > most:
+            raise VideoLimitExceeded(
+                f"{label} has frames of {width}x{height} pixels; the most accepted is "
+                f"{limits.max_width}x{limits.max_height} ({size} px {what} is over {most}).",
+                limit=limit,
+            )
+    declared = float(container.duration) / 1_000_000 if container.duration else 0.0
+    if declared > limits.max_duration_s:
+        raise _too_long(label, declared, limits)
+    if stream.frames and int(stream.frames) > limits.max_frames:
+        raise VideoLimitExceeded(
+            f"{label} declares {int(stream.frames)} frames; the most accepted is "
+            f"{limits.max_frames}.",
+            limit="max_frames",
+        )
+
+
+def _too_long(label: str, seconds: float, limits: VideoLimits) -> VideoLimitExceeded:
+    return VideoLimitExceeded(
+        f"{label} lasts {seconds / 3600:.1f} h; the longest accepted is "
+        f"{limits.max_duration_s / 3600:.1f} h. Split the recording into shorter files.",
+        limit="max_duration_s",
+    )
 
 
 def _frame_rate(stream: Any) -> float:

@@ -24,6 +24,10 @@ TRACKTOR = SHARED_DATA / "tracktor-mouse" / "mouse_video.mp4"
 DEEPOF = SHARED_DATA / "deepof-overlay" / "testDLC_video_circular_arena.mp4"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
+# The first bytes of an MP4 (an ``ftyp`` box) and nothing else: passes the upload's container
+# check, and the probe job then fails it as unreadable. For tests that need any stored file.
+FAKE_MP4 = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2"
+
 POSTGRES_URL = os.environ.get(
     "SYLLABARY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
@@ -52,8 +56,10 @@ def _pg_admin_url() -> str:
 def postgres_url() -> Iterator[str]:
     """A fresh, empty PostgreSQL database for this test, dropped afterwards."""
     from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import NullPool
 
-    admin = create_engine(_pg_admin_url(), isolation_level="AUTOCOMMIT")
+    # No pooled connection: the fault tests restart PostgreSQL in between.
+    admin = create_engine(_pg_admin_url(), isolation_level="AUTOCOMMIT", poolclass=NullPool)
     name = f"syllabary_t_{uuid.uuid4().hex[:12]}"
     try:
         with admin.connect() as conn:

@@ -16,6 +16,7 @@ from app.jobs import service as jobs
 from app.jobs.service import install_session_hooks
 from worker.handlers import HANDLERS
 from worker.runner import execute, new_worker_id
+from worker.shutdown import install_sigterm_handler
 
 log = logging.getLogger("syllabary.worker")
 
@@ -40,7 +41,7 @@ def run_job(job_id: int) -> str | None:
 def reap_once() -> dict[str, list[int]]:
     settings = get_settings()
     with session_scope(engine_for(settings.sqlalchemy_url)) as db:
-        outcome = jobs.reap(db, requeue_after_s=max(300.0, 5 * settings.job_lease_seconds))
+        outcome = jobs.reap(db, requeue_after_s=settings.job_resend_after_seconds)
     if any(outcome.values()):
         log.info("reaper: %s", outcome)
     return outcome
@@ -52,6 +53,13 @@ def _reaper_loop(interval: float) -> None:
             reap_once()
         except Exception:
             log.exception("reaper pass failed; trying again")
+
+
+@worker_ready.connect
+def _install_graceful_shutdown(**_kwargs: Any) -> None:
+    # After Celery installed its handlers: SIGTERM abandons the running job (see shutdown.py).
+    if not install_sigterm_handler():
+        log.warning("SIGTERM handler not installed (not on the main thread)")
 
 
 @worker_ready.connect

@@ -23,7 +23,7 @@ from app.jobs import service as jobs
 from app.jobs.models import JobKind
 from app.syllables import service as syllables
 from app.syllables.models import SyllableModel
-from model.video import probe
+from model.video import VideoLimitExceeded, VideoLimits, probe
 from worker.runner import Handler, JobContext, PermanentJobError, ResultWriter
 
 
@@ -76,8 +76,17 @@ def handle_probe(ctx: JobContext) -> ResultWriter:
         fraction = min(0.99, n / expected) if expected else 0.5
         ctx.progress(fraction, f"decoded {n} frames")
 
-    info = probe(path, name=session.original_filename, progress=on_frames).as_dict()
     settings = ctx.settings
+    try:
+        info = probe(
+            path,
+            name=session.original_filename,
+            progress=on_frames,
+            limits=video_limits(settings),
+        ).as_dict()
+    except VideoLimitExceeded as exc:
+        setting = f"SYLLABARY_VIDEO_{exc.limit.upper()}"
+        raise PermanentJobError(f"{exc} (An admin can change this limit with {setting}.)") from exc
 
     def write(db: Session) -> dict[str, Any]:
         experiments.apply_probe(db, session_id=session.id, info=info)
@@ -93,6 +102,16 @@ def handle_probe(ctx: JobContext) -> ResultWriter:
         return info
 
     return write
+
+
+def video_limits(settings: Settings) -> VideoLimits:
+    return VideoLimits(
+        max_width=settings.video_max_width,
+        max_height=settings.video_max_height,
+        max_duration_s=settings.video_max_duration_s,
+        max_frames=settings.video_max_frames,
+        min_frames=settings.video_min_frames,
+    )
 
 
 def _expected_frames(path: object) -> int:

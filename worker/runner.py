@@ -7,29 +7,39 @@ written exactly once even if this worker is killed and another one runs the job 
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import os
 import socket
 import threading
+import time
 import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from app.core.config import Settings
 from app.core.db import session_factory
 from app.core.errors import BadInput
+from app.core.logs import job_logging
 from app.jobs import service as jobs
 from app.jobs.models import Job
 from model.video import VideoError
+from worker import shutdown
 
 log = logging.getLogger(__name__)
 
 ResultWriter = Callable[[Session], dict[str, Any] | None]
+
+# The database went away (a restart, a network blip): worth waiting for rather than failing.
+DB_UNAVAILABLE = (OperationalError, InterfaceError)
+DB_WAIT_S = 60.0
 
 
 class PermanentJobError(Exception):
@@ -91,10 +101,17 @@ class _Heartbeat(threading.Thread):
         self.ctx, self.worker_id, self.lease_s = ctx, worker_id, lease_s
         self.stop_event = threading.Event()
         self.factory = session_factory(ctx.engine)
+        self._context = contextvars.copy_context()
 
     def run(self) -> None:
+        # Logs carry the job's id, kind and attempt, like the code that runs the job.
+        self._context.run(self._beat)
+
+    def _beat(self) -> None:
         interval = min(1.0, self.lease_s / 3)
         while not self.stop_event.wait(interval):
+            if shutdown.stopping.is_set():
+                return  # shutting down: let the lease lapse so another worker takes the job
             update = self.ctx.take_progress()
             metrics = self.ctx.take_metrics()
             try:
@@ -122,6 +139,44 @@ class _Heartbeat(threading.Thread):
         self.join(timeout=5)
 
 
+T = TypeVar("T")
+
+
+def _waiting_for_db(what: str, attempt: Callable[[], T]) -> T:
+    """Run ``attempt``; while the database is briefly away (a restart) try again for up to
+    ``DB_WAIT_S``, so a job is neither failed nor left for the reaper because of a blip."""
+    delay, deadline = 0.5, time.monotonic() + DB_WAIT_S
+    while True:
+        try:
+            return attempt()
+        except DB_UNAVAILABLE as exc:
+            if time.monotonic() > deadline:
+                raise
+            log.warning(
+                "database unavailable while %s (%s); retrying in %.1f s",
+                what,
+                exc.__class__.__name__,
+                delay,
+                extra={"event": "db.unavailable"},
+            )
+            time.sleep(delay)
+            delay = min(5.0, delay * 2)
+
+
+def _claim(
+    factory: Callable[[], Session], job_id: int, worker_id: str, lease_s: float
+) -> Job | None:
+    with factory() as db:
+        if not jobs.claim(db, job_id=job_id, worker_id=worker_id, lease_seconds=lease_s):
+            db.rollback()
+            return None
+        db.commit()
+        job = db.get(Job, job_id)
+        assert job is not None
+        db.expunge(job)
+        return job
+
+
 def execute(
     job_id: int,
     *,
@@ -132,26 +187,60 @@ def execute(
 ) -> str | None:
     """Run job ``job_id`` if it is still queued. Returns its final status, or None if the job
     was not ours to run (already taken, finished, or unknown)."""
+    if shutdown.stopping.is_set():
+        return None  # shutting down: leave the job queued for another worker
     factory = session_factory(engine)
-    with factory() as db:
-        if not jobs.claim(
-            db, job_id=job_id, worker_id=worker_id, lease_seconds=settings.job_lease_seconds
-        ):
-            db.rollback()
-            return None
-        db.commit()
-        job = db.get(Job, job_id)
-        assert job is not None
-        ctx = JobContext(
-            job_id=job.id,
-            kind=job.kind,
-            params=dict(job.params or {}),
-            session_id=job.session_id,
-            experiment_id=job.experiment_id,
-            settings=settings,
-            engine=engine,
-        )
-    log.info("job %s (%s) claimed by %s", job_id, ctx.kind, worker_id)
+    job = _waiting_for_db(
+        f"claiming job {job_id}",
+        lambda: _claim(factory, job_id, worker_id, settings.job_lease_seconds),
+    )
+    if job is None:
+        return None
+    ctx = JobContext(
+        job_id=job.id,
+        kind=job.kind,
+        params=dict(job.params or {}),
+        session_id=job.session_id,
+        experiment_id=job.experiment_id,
+        settings=settings,
+        engine=engine,
+    )
+    shutdown.job_started(job.id, job.kind, job.attempts)
+    started = time.monotonic()
+    try:
+        with job_logging(job.id, job.kind, job.attempts):
+            log.info(
+                "job %s (%s) claimed by %s, attempt %s",
+                job_id,
+                ctx.kind,
+                worker_id,
+                job.attempts,
+                extra={"event": "job.claimed", "worker_id": worker_id},
+            )
+            status = _run(ctx, factory, worker_id, settings, handlers)
+            log.info(
+                "job %s: %s",
+                job_id,
+                status or "dropped (lease lost)",
+                extra={
+                    "event": "job.finished",
+                    "status": status or "lease_lost",
+                    "duration_s": round(time.monotonic() - started, 3),
+                },
+            )
+            return status
+    finally:
+        shutdown.job_ended()
+
+
+def _run(
+    ctx: JobContext,
+    factory: Callable[[], Session],
+    worker_id: str,
+    settings: Settings,
+    handlers: dict[str, Handler],
+) -> str | None:
+    job_id = ctx.job_id
     heartbeat = _Heartbeat(ctx, worker_id, settings.job_lease_seconds)
     heartbeat.start()
     try:
@@ -175,6 +264,19 @@ def execute(
             settings=settings,
         )
     heartbeat.stop()
+    return _waiting_for_db(
+        f"saving the result of job {job_id}",
+        lambda: _save(factory, job_id, worker_id, writer, settings),
+    )
+
+
+def _save(
+    factory: Callable[[], Session],
+    job_id: int,
+    worker_id: str,
+    writer: ResultWriter,
+    settings: Settings,
+) -> str | None:
     with factory() as db:
         try:
             if not jobs.mark_succeeded(db, job_id=job_id, worker_id=worker_id, result=None):
@@ -187,6 +289,10 @@ def execute(
                 assert job is not None
                 job.result = result
             db.commit()
+        except DB_UNAVAILABLE:
+            with contextlib.suppress(Exception):
+                db.rollback()
+            raise
         except Exception as exc:
             db.rollback()
             log.exception("writing the result of job %s failed", job_id)
@@ -198,7 +304,6 @@ def execute(
                 permanent=False,
                 settings=settings,
             )
-    log.info("job %s succeeded", job_id)
     return "succeeded"
 
 
@@ -211,10 +316,20 @@ def _fail(
     permanent: bool,
     settings: Settings,
 ) -> str | None:
-    with factory() as db:
-        status = jobs.mark_failed(
-            db, job_id=job_id, worker_id=worker_id, error=error, permanent=permanent, backoff_s=2.0
-        )
-        db.commit()
+
+    def record() -> str | None:
+        with factory() as db:
+            status = jobs.mark_failed(
+                db,
+                job_id=job_id,
+                worker_id=worker_id,
+                error=error,
+                permanent=permanent,
+                backoff_s=2.0,
+            )
+            db.commit()
+            return status
+
+    status = _waiting_for_db(f"recording the failure of job {job_id}", record)
     log.info("job %s: %s (%s)", job_id, status, error)
     return status

@@ -40,6 +40,15 @@ class Settings(BaseSettings):
     job_lease_seconds: float = Field(default=60.0, gt=0)
     job_max_attempts: int = Field(default=3, ge=1)
     reaper_interval_seconds: float = Field(default=10.0, gt=0)
+    # A queued job whose wake-up message may have been lost (a broker restart without
+    # persistence) is sent again after this long; duplicates are harmless (claims are guarded).
+    job_resend_after_seconds: float = Field(default=300.0, gt=0)
+    # Limits the probe job enforces before decoding a whole video (hostile or mistaken files).
+    video_max_width: int = Field(default=4096, gt=0)
+    video_max_height: int = Field(default=4096, gt=0)
+    video_max_duration_s: float = Field(default=24 * 3600.0, gt=0)
+    video_max_frames: int = Field(default=10_000_000, gt=0)
+    video_min_frames: int = Field(default=2, ge=1)
 
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> Settings:

@@ -17,3 +17,7 @@ class TooLarge(ValueError):
 
 class Conflict(ValueError):
     """The request does not fit the current state of the row (HTTP 409)."""
+
+
+class InsufficientStorage(RuntimeError):
+    """The storage volume is full; nothing partial was kept (HTTP 507)."""

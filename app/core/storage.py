@@ -7,13 +7,18 @@ Originals are content-addressed, so the same file uploaded twice is stored once.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import os
 import re
 import tempfile
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+from app.core.errors import InsufficientStorage
+from app.core.metrics import UPLOAD_BYTES
 
 _SAFE_SUFFIX = re.compile(r"^\.[a-z0-9]{1,5}$")
 
@@ -67,56 +72,112 @@ class Storage:
         size = path.stat().st_size
         return self._finish(str(path), sha256, size, filename)
 
-    def save_chunks(self, chunks: Iterable[bytes], filename: str, max_bytes: int) -> StoredFile:
+    def save_chunks(
+        self,
+        chunks: Iterable[bytes],
+        filename: str,
+        max_bytes: int,
+        check_head: HeadCheck | None = None,
+    ) -> StoredFile:
         """Stream chunks to a temporary file with a byte cap and a running sha256, then move
-        it into the originals (or drop it when identical content is already stored)."""
-        receiver = _Receiver(self, filename, max_bytes)
+        it into the originals (or drop it when identical content is already stored).
+
+        ``check_head`` sees the file's first bytes once all arrived and may raise to refuse
+        the file; nothing is stored then."""
+        receiver = _Receiver(self, filename, max_bytes, check_head)
         with receiver:
             for chunk in chunks:
                 receiver.write(chunk)
         return receiver.stored
 
     async def save_async_chunks(
-        self, chunks: AsyncIterator[bytes], filename: str, max_bytes: int
+        self,
+        chunks: AsyncIterator[bytes],
+        filename: str,
+        max_bytes: int,
+        check_head: HeadCheck | None = None,
     ) -> StoredFile:
         """``save_chunks`` for an asynchronous stream (a request body)."""
-        receiver = _Receiver(self, filename, max_bytes)
+        receiver = _Receiver(self, filename, max_bytes, check_head)
         with receiver:
             async for chunk in chunks:
                 receiver.write(chunk)
         return receiver.stored
 
 
+HeadCheck = Callable[[bytes], object]
+HEAD_BYTES = 512  # what ``check_head`` sees of a file
+
+
 class _Receiver:
     """One upload on its way to disk: a temporary file, a size cap and a running sha256."""
 
-    def __init__(self, storage: Storage, filename: str, max_bytes: int) -> None:
+    def __init__(
+        self, storage: Storage, filename: str, max_bytes: int, check_head: HeadCheck | None
+    ) -> None:
         self.storage, self.filename, self.max_bytes = storage, filename, max_bytes
-        fd, self.tmp_name = storage._tmp()
+        self.check_head = check_head
+        try:
+            fd, self.tmp_name = storage._tmp()
+        except OSError as exc:
+            raise_if_full(exc, filename, 0)
+            raise
         self.out = os.fdopen(fd, "wb")
-        self.digest, self.size = hashlib.sha256(), 0
+        self.digest, self.size, self.head = hashlib.sha256(), 0, b""
 
     def write(self, chunk: bytes) -> None:
         self.size += len(chunk)
         if self.size > self.max_bytes:
             raise UploadTooLarge(too_large_message(self.filename, self.max_bytes))
+        if len(self.head) < HEAD_BYTES:
+            self.head += chunk[: HEAD_BYTES - len(self.head)]
         self.digest.update(chunk)
-        self.out.write(chunk)
+        try:
+            self.out.write(chunk)
+        except OSError as exc:
+            raise_if_full(exc, self.filename, self.size - len(chunk))
+            raise
+        UPLOAD_BYTES.inc(len(chunk))
 
     def __enter__(self) -> _Receiver:
         return self
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         if exc_type is not None:
-            self.out.close()
-            Path(self.tmp_name).unlink(missing_ok=True)
+            self._discard()
             return
-        self.out.flush()
-        os.fsync(self.out.fileno())
-        self.out.close()
+        try:
+            if self.check_head is not None:
+                self.check_head(self.head)
+            self.out.flush()
+            os.fsync(self.out.fileno())
+            self.out.close()
+        except OSError as error:
+            self._discard()
+            raise_if_full(error, self.filename, self.size)
+            raise
+        except BaseException:
+            self._discard()
+            raise
         self.stored = self.storage._finish(
             self.tmp_name, self.digest.hexdigest(), self.size, self.filename
         )
+
+    def _discard(self) -> None:
+        with contextlib.suppress(OSError):  # buffered bytes that no longer fit: file goes anyway
+            self.out.close()
+        Path(self.tmp_name).unlink(missing_ok=True)
+
+
+def raise_if_full(exc: OSError, filename: str, received: int) -> None:
+    """Turn "no space left on device" (or over quota) into ``InsufficientStorage``."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        raise InsufficientStorage(
+            f"The server ran out of disk space while storing {filename} (after {received} "
+            "bytes); nothing partial was kept as a video. Ask an admin to free space in the "
+            "storage folder (SYLLABARY_STORAGE_DIR), then upload the file again: a resumable "
+            "upload continues from the last byte the server kept.",
+        ) from exc
 
 
 def too_large_message(filename: str, max_bytes: int) -> str:

@@ -23,6 +23,7 @@ from app.experiments.schemas import (
     SubjectUpdate,
 )
 from app.jobs.schemas import JobPublic
+from app.uploads.validation import check_video_head, clean_filename
 
 router = APIRouter(prefix="/api", tags=["experiments"])
 
@@ -95,14 +96,19 @@ async def upload_session(
 ) -> SessionPublic:
     """Upload one video as a session of ``subject`` (created if new) in ``cohort``."""
     experiment = service.get_experiment_or_raise(db, experiment_id)
-    filename = file.filename or "video"
+    filename = clean_filename(file.filename)
 
     async def chunks():  # type: ignore[no-untyped-def]
         while data := await file.read(CHUNK):
             yield data
 
     try:
-        stored = await storage.save_async_chunks(chunks(), filename, settings.max_upload_bytes)
+        stored = await storage.save_async_chunks(
+            chunks(),
+            filename,
+            settings.max_upload_bytes,
+            check_head=lambda head: check_video_head(head, filename),
+        )
     except UploadTooLarge as exc:
         raise TooLarge(str(exc)) from exc
     session = service.create_session(

@@ -8,6 +8,7 @@ stored twice: the existing session is returned.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -22,10 +23,19 @@ from sqlalchemy.orm import Session
 
 from app.core.config import Settings
 from app.core.errors import BadInput, Conflict, NotFound, TooLarge
-from app.core.storage import Storage, StoredFile, UploadTooLarge, too_large_message
+from app.core.metrics import UPLOAD_BYTES
+from app.core.storage import (
+    HEAD_BYTES,
+    Storage,
+    StoredFile,
+    UploadTooLarge,
+    raise_if_full,
+    too_large_message,
+)
 from app.experiments import service as experiments
 from app.experiments.models import Experiment, VideoSession
 from app.uploads.models import Upload
+from app.uploads.validation import check_video_head, clean_filename
 
 CHUNK_SIZE = 8 * 1024 * 1024
 _RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+)$")
@@ -51,14 +61,15 @@ def start(
     settings: Settings,
     storage: Storage,
 ) -> Upload:
-    if size < 0:
-        raise BadInput("size must be the file's length in bytes (0 or more).")
+    filename = clean_filename(filename)
+    if size <= 0:
+        check_video_head(b"", filename)  # an empty file is refused in the same words
     if size > settings.max_upload_bytes:
         raise TooLarge(too_large_message(filename, settings.max_upload_bytes))
     upload = Upload(
         id=uuid.uuid4().hex,
         experiment_id=experiment.id,
-        filename=Path(filename).name[:500] or "video",
+        filename=filename,
         size_bytes=size,
         received_bytes=0,
         subject=(subject or "").strip() or None,
@@ -68,8 +79,12 @@ def start(
     db.add(upload)
     db.flush()
     path = _partial(storage, upload.id)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.touch()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+    except OSError as exc:
+        raise_if_full(exc, filename, 0)
+        raise
     return upload
 
 
@@ -151,19 +166,40 @@ async def receive_chunk(
     path = _partial(storage, upload.id)
     digest = _hasher_at(path, upload.id, start)
     written = 0
-    with path.open("r+b") as out:
+    # The first chunk's leading bytes must name a video container: refuse before storing more.
+    head = b"" if start == 0 else None
+    # Unbuffered: a full disk shows up on the write that hit it, not later on close.
+    with path.open("r+b", buffering=0) as out:
         out.seek(start)
         out.truncate()
-        async for data in body:
-            written += len(data)
-            if start + written > end:
-                out.truncate(start)
-                raise BadInput(f"The chunk is longer than its Content-Range ({end - start} bytes).")
-            out.write(data)
-            digest.update(data)
-        out.flush()
-        if end == upload.size_bytes:
-            os.fsync(out.fileno())  # the whole file is durable before it becomes a session
+        try:
+            async for data in body:
+                written += len(data)
+                if start + written > end:
+                    out.truncate(start)
+                    raise BadInput(
+                        f"The chunk is longer than its Content-Range ({end - start} bytes)."
+                    )
+                if head is not None:
+                    head += data[: HEAD_BYTES - len(head)]
+                    if len(head) >= min(HEAD_BYTES, end):
+                        _check_head(out, start, head, upload.filename)
+                        head = None
+                _write_all(out, data)
+                digest.update(data)
+                UPLOAD_BYTES.inc(len(data))
+            if head is not None and start + written == end:
+                _check_head(out, start, head, upload.filename)
+            out.flush()
+            if end == upload.size_bytes:
+                os.fsync(out.fileno())  # the whole file is durable before it becomes a session
+        except OSError as exc:
+            # Disk full: drop this chunk's bytes so the client can resend it once space is freed.
+            _truncate_quietly(out, start)
+            with _hash_lock:
+                _hashers.pop(upload.id, None)
+            raise_if_full(exc, upload.filename, start)
+            raise
     if start + written != end:
         with path.open("r+b") as out:
             out.truncate(start)
@@ -177,6 +213,25 @@ async def receive_chunk(
             _hashers[upload.id] = (end, digest)
         return None
     return _finish(db, upload=upload, sha256=digest.hexdigest(), settings=settings, storage=storage)
+
+
+def _check_head(out: Any, start: int, head: bytes, filename: str) -> None:
+    try:
+        check_video_head(head, filename)
+    except BadInput:
+        out.truncate(start)
+        raise
+
+
+def _write_all(out: Any, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[out.write(view) :]
+
+
+def _truncate_quietly(out: Any, start: int) -> None:
+    with contextlib.suppress(OSError):
+        out.truncate(start)
 
 
 def _finish(

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import backend_env
+from tests.conftest import FAKE_MP4, backend_env
 
 ID_PARAM = re.compile(r"\{(\w+)\}")
 
@@ -79,23 +79,28 @@ def test_resumable_upload_rejects_bad_ranges_and_oversized_files(client) -> None
         f"/api/experiments/{eid}/uploads", json={"filename": "big.mp4", "size": 2_000_000}
     )
     assert big.status_code == 413 and "upload limit" in big.json()["detail"]
+    size = len(FAKE_MP4)
     up = client.post(
-        f"/api/experiments/{eid}/uploads", json={"filename": "a.mp4", "size": 10}
+        f"/api/experiments/{eid}/uploads", json={"filename": "a.mp4", "size": size}
     ).json()
     url = f"/api/uploads/{up['id']}"
     assert client.put(url, content=b"0123456789").status_code == 422  # no Content-Range
     r = client.put(url, content=b"0123", headers={"Content-Range": "bytes 0-3/99"})
     assert r.status_code == 422 and "differs" in r.json()["detail"]
-    r = client.put(url, content=b"0123456", headers={"Content-Range": "bytes 0-3/10"})
+    r = client.put(url, content=b"0123456", headers={"Content-Range": f"bytes 0-3/{size}"})
     assert r.status_code == 422 and "longer" in r.json()["detail"]
-    r = client.put(url, content=b"01", headers={"Content-Range": "bytes 0-3/10"})
+    r = client.put(url, content=b"01", headers={"Content-Range": f"bytes 0-3/{size}"})
     assert r.status_code == 422 and "send it again" in r.json()["detail"]
+    text = b"my lab notes, not a video".ljust(size)[:size]
+    r = client.put(url, content=text, headers={"Content-Range": f"bytes 0-{size - 1}/{size}"})
+    assert r.status_code == 422 and "plain text" in r.json()["detail"]
     assert client.get(url).json()["received_bytes"] == 0
-    r = client.put(url, content=b"0123456789", headers={"Content-Range": "bytes 0-9/10"})
+    whole = f"bytes 0-{size - 1}/{size}"
+    r = client.put(url, content=FAKE_MP4, headers={"Content-Range": whole})
     assert r.status_code == 200 and r.json()["status"] == "done"
     session = client.get(f"/api/sessions/{r.json()['session_id']}").json()
-    assert session["size_bytes"] == 10  # a non-video: stored, and its probe will say so
-    again = client.put(url, content=b"0123456789", headers={"Content-Range": "bytes 0-9/10"})
+    assert session["size_bytes"] == size  # unreadable: stored, and its probe will say so
+    again = client.put(url, content=FAKE_MP4, headers={"Content-Range": whole})
     assert again.status_code == 409
 
 
@@ -103,7 +108,7 @@ def test_assignment_csv_assigns_and_reports_unmatched(client, tmp_path) -> None:
     eid = client.post("/api/experiments", json={"name": "x"}).json()["id"]
     for name in ("a.mp4", "b.mp4"):
         r = client.post(
-            f"/api/experiments/{eid}/sessions", files={"file": (name, name.encode() * 10)}
+            f"/api/experiments/{eid}/sessions", files={"file": (name, FAKE_MP4 + name.encode())}
         )
         assert r.status_code == 201
     csv_text = "filename,subject,cohort\na.mp4,m1,saline\nb.mp4,m2,drug\nc.mp4,m3,drug\n"
@@ -137,7 +142,7 @@ def test_session_and_experiment_edits(client) -> None:
     r = client.patch(f"/api/experiments/{eid}", json={"description": "open field, 10 min"})
     assert r.json()["description"] == "open field, 10 min"
     sid = client.post(
-        f"/api/experiments/{eid}/sessions", files={"file": ("v.mp4", b"x" * 100)}
+        f"/api/experiments/{eid}/sessions", files={"file": ("v.mp4", FAKE_MP4)}
     ).json()["id"]
     r = client.patch(
         f"/api/sessions/{sid}",
@@ -158,7 +163,7 @@ def test_not_yet_processed_session_answers_clearly(make_app, tmp_path) -> None:
     client = make_app(backend_env(tmp_path))
     eid = client.post("/api/experiments", json={"name": "x"}).json()["id"]
     sid = client.post(
-        f"/api/experiments/{eid}/sessions", files={"file": ("v.mp4", b"x" * 100)}
+        f"/api/experiments/{eid}/sessions", files={"file": ("v.mp4", FAKE_MP4)}
     ).json()["id"]
     for suffix, words in (
         ("video", "browser copy"),

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import DEEPOF, TRACKTOR, wait_for
+from tests.conftest import DEEPOF, FAKE_MP4, TRACKTOR, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -81,9 +81,11 @@ def test_probe_job_end_to_end(backend, make_app, workers, shared_data) -> None:
 
     # Ingest (browser copy, thumbnail, mouse tracking) runs next, on the same worker.
     ready = wait_for(
-        lambda: (s := client.get(f"/api/sessions/{session['id']}").json())["status"]
-        in ("ready", "failed")
-        and s,
+        lambda: (
+            (s := client.get(f"/api/sessions/{session['id']}").json())["status"]
+            in ("ready", "failed")
+            and s
+        ),
         timeout=300,
         what="ingest",
     )
@@ -126,16 +128,24 @@ def test_bad_files_fail_clearly_and_worker_keeps_serving(
     client = make_app(backend)
     experiment = client.post("/api/experiments", json={"name": "Bad input"}).json()
     workers.start(backend)
-    not_video = tmp_path / "notes.mp4"
-    not_video.write_text("these are my lab notes, not a video\n" * 50)
-    empty = tmp_path / "empty.mp4"
-    empty.write_bytes(b"")
+    # Files that are not video containers are refused at upload, before anything decodes them.
+    for name, content, words in (
+        ("notes.mp4", b"these are my lab notes, not a video\n" * 50, "plain text"),
+        ("empty.mp4", b"", "empty"),
+    ):
+        refused = client.post(
+            f"/api/experiments/{experiment['id']}/sessions", files={"file": (name, content)}
+        )
+        assert refused.status_code == 422, refused.text
+        assert "not a video" in refused.json()["detail"] and words in refused.json()["detail"]
+    assert client.get(f"/api/experiments/{experiment['id']}/sessions").json() == []
     truncated = tmp_path / "truncated.mp4"
     truncated.write_bytes(TRACKTOR.read_bytes()[:400_000])
+    unreadable = tmp_path / "unreadable.mp4"
+    unreadable.write_bytes(FAKE_MP4 + b"these are my lab notes, not a video\n" * 50)
     cases = {
-        not_video: "not a video",
-        empty: "empty",
         truncated: "truncated",
+        unreadable: "cannot be read",
     }
     sessions = {path: upload(client, experiment["id"], path) for path in cases}
     for path, words in cases.items():
@@ -161,7 +171,7 @@ def test_failed_job_can_be_retried(backend, make_app, workers, shared_data, tmp_
     experiment = client.post("/api/experiments", json={"name": "Retry"}).json()
     workers.start(backend)
     bad = tmp_path / "bad.mp4"
-    bad.write_text("not a video")
+    bad.write_bytes(FAKE_MP4)
     session = upload(client, experiment["id"], bad)
     job = wait_for(lambda: finished(client, session), timeout=60, what="the failure")
     assert job["status"] == "failed"
