@@ -75,7 +75,7 @@ class TrainSettings:
     # Transition pseudo-counts per row, as a multiple of the frames per state (K-average).
     trans_strength: float = 10.0
     # Each kinematic number counts as this many pixels in the likelihood (when given).
-    kin_weight: float = 256.0
+    kin_weight: float = 1024.0
     # Stage B's initial segmentation: "gaussian" (sticky Gaussian HMM on latent position and
     # velocity) or "ar" (sticky AR(1)-HMM on the latents).
     stage_b: str = "gaussian"
@@ -602,7 +602,8 @@ def fit_model(
     prior_cpu = model.prior
     if settings.stage_b == "gaussian":
         gamma0, pair0, active = fit_sticky_ghmm(
-            X, states, start_states=settings.start_states, iters=settings.em_iters, seed=seed,
+            X, states, start_states=settings.start_states,
+            iters=settings.em_iters, seed=seed,
             dwell_frames=config.dwell_frames, merge_penalty=settings.merge_penalty,
             min_states=settings.min_states, velocity_weight=settings.velocity_weight,
         )

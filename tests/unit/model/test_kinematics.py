@@ -79,6 +79,6 @@ def test_decoder_weighs_kinematics():
     pix[0, 0] += 0.1
     kin[0, 64] += 0.1
     lv = dec.log_var().detach()
-    d_pix = float(base - dec.log_likelihood(x, pix)) / float(torch.exp(-lv[0]))
-    d_kin = float(base - dec.log_likelihood(x, kin)) / float(torch.exp(-lv[64]))
+    d_pix = float((base - dec.log_likelihood(x, pix)).detach()) / float(torch.exp(-lv[0]))
+    d_kin = float((base - dec.log_likelihood(x, kin)).detach()) / float(torch.exp(-lv[64]))
     assert d_kin == pytest.approx(16.0 * d_pix, rel=1e-3)
