@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     job_lease_seconds: float = Field(default=60.0, gt=0)
     job_max_attempts: int = Field(default=3, ge=1)
     reaper_interval_seconds: float = Field(default=10.0, gt=0)
+    # Browser logins end after this long without a request, and after the absolute limit anyway.
+    session_idle_hours: float = Field(default=12.0, gt=0)
+    session_max_days: float = Field(default=7.0, gt=0)
 
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> Settings:
