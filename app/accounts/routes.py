@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Response, status
 
 from app.accounts import service
 from app.accounts.deps import API_ACCESS, AdminUser, CurrentPrincipal, CurrentUser
 from app.accounts.errors import Forbidden
-from app.accounts.models import Membership
+from app.accounts.models import LabGroup, Membership
 from app.accounts.schemas import (
     GroupCreate,
     GroupPublic,
@@ -133,26 +135,33 @@ def create_group(body: GroupCreate, user: CurrentUser, db: DbSession) -> GroupPu
     return GroupPublic(id=group.id, name=group.name, role="owner")
 
 
-def _visible_group(db: DbSession, user: CurrentUser, group_id: int):  # type: ignore[no-untyped-def]
+def visible_group(group_id: int, user: CurrentUser, db: DbSession) -> LabGroup:
+    """The group named in the path, if the user is in it (or an administrator); else 404."""
     group = service.get_group_or_raise(db, group_id=group_id)
     if not user.is_admin and service.role_in(db, user=user, group_id=group.id) is None:
         raise NotFound(f"Lab group {group_id} does not exist.")
     return group
 
 
+def owned_group(
+    group: Annotated[LabGroup, Depends(visible_group)], user: CurrentUser, db: DbSession
+) -> LabGroup:
+    service.require_owner(db, user=user, group=group)
+    return group
+
+
+VisibleGroup = Annotated[LabGroup, Depends(visible_group)]
+OwnedGroup = Annotated[LabGroup, Depends(owned_group)]
+
+
 @router.get("/groups/{group_id}/members")
-def list_members(group_id: int, user: CurrentUser, db: DbSession) -> list[MembershipPublic]:
-    group = _visible_group(db, user, group_id)
+def list_members(group: VisibleGroup, db: DbSession) -> list[MembershipPublic]:
     return [membership_public(m) for m in service.members(db, group=group)]
 
 
 @router.put("/groups/{group_id}/members")
-def set_member(
-    group_id: int, body: MemberSet, user: CurrentUser, db: DbSession
-) -> MembershipPublic:
+def set_member(group: OwnedGroup, body: MemberSet, db: DbSession) -> MembershipPublic:
     """Add a user to the group or change their role (owners and administrators only)."""
-    group = _visible_group(db, user, group_id)
-    service.require_owner(db, user=user, group=group)
     member = service.get_user(db, username=body.username)
     if member is None:
         raise NotFound(f"There is no user named {body.username!r}.")
@@ -162,9 +171,7 @@ def set_member(
 
 
 @router.delete("/groups/{group_id}/members/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
-def remove_member(group_id: int, user_id: int, user: CurrentUser, db: DbSession) -> Response:
-    group = _visible_group(db, user, group_id)
-    service.require_owner(db, user=user, group=group)
+def remove_member(group: OwnedGroup, user_id: int, db: DbSession) -> Response:
     service.remove_member(db, group=group, user_id=user_id)
     db.commit()
     return Response(status_code=status.HTTP_204_NO_CONTENT)
