@@ -73,7 +73,12 @@ def urls(eid: int, sids: list[int], model_id: int) -> list[str]:
 
 
 async def run(
-    base: str, paths: list[str], clients: int, seconds: float, think: float = 0.0
+    base: str,
+    paths: list[str],
+    clients: int,
+    seconds: float,
+    think: float = 0.0,
+    headers: dict[str, str] | None = None,
 ) -> tuple[list[float], int]:
     latencies: list[float] = []
     errors = 0
@@ -81,7 +86,7 @@ async def run(
 
     async def one(i: int) -> None:
         nonlocal errors
-        async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+        async with httpx.AsyncClient(base_url=base, timeout=30, headers=headers) as client:
             k = i
             while time.monotonic() < stop:
                 path = paths[k % len(paths)]
@@ -116,13 +121,17 @@ def main() -> None:
     args = parser.parse_args()
     server = Server(worker=True, clips_per_syllable="1")
     try:
-        client = httpx.Client(base_url=server.url, timeout=60)
+        client = httpx.Client(base_url=server.url, timeout=60, headers=server.headers)
         eid, sids, model_id = prepare(client)
         paths = urls(eid, sids, model_id)
-        base_lat, base_err = asyncio.run(run(server.url, paths, 1, min(10, args.seconds)))
+        base_lat, base_err = asyncio.run(
+            run(server.url, paths, 1, min(10, args.seconds), headers=server.headers)
+        )
         job = client.post(f"/api/experiments/{eid}/fit", json={"states": 8, "epochs": 50}).json()
         time.sleep(2)
-        lat, err = asyncio.run(run(server.url, paths, args.clients, args.seconds, args.think))
+        lat, err = asyncio.run(
+            run(server.url, paths, args.clients, args.seconds, args.think, server.headers)
+        )
         job = client.get(f"/api/jobs/{job['id']}").json()
     finally:
         server.close()

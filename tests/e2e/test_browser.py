@@ -386,7 +386,9 @@ def test_journey_upload_fit_view_rename_export(live_server: LiveServer, page: An
     # The ZIP download streams a real archive.
     import httpx
 
-    archive = httpx.get(f"{base}/api/experiments/{experiment_id}/export.zip", timeout=60)
+    archive = httpx.get(
+        f"{base}/api/experiments/{experiment_id}/export.zip", timeout=60, headers=live_server.auth
+    )
     assert archive.status_code == 200 and archive.content[:2] == b"PK"
     assert page.js_errors == [], page.js_errors  # type: ignore[attr-defined]
 
@@ -473,13 +475,15 @@ def test_viewer_stays_smooth_for_a_one_hour_session(
             engine.dispose()
             engine_for.cache_clear()
         session_id = ids["sessions"][0]
-        html = httpx.get(f"{server.url}/sessions/{session_id}", timeout=30)
-        data = httpx.get(f"{server.url}/api/sessions/{session_id}/viewer", timeout=30)
+        auth = server.auth
+        html = httpx.get(f"{server.url}/sessions/{session_id}", timeout=30, headers=auth)
+        data = httpx.get(f"{server.url}/api/sessions/{session_id}/viewer", timeout=30, headers=auth)
         assert html.status_code == data.status_code == 200
         bouts = len(data.json()["bouts"]["start"])
         assert bouts > 3000
         assert len(html.content) + len(data.content) < 1_000_000  # the bar: under 1 MB
 
+        server.log_in(page)
         started = time.monotonic()
         page.goto(f"{server.url}/sessions/{session_id}")
         page.wait_for_selector("#ethogram[data-ready=true]", timeout=30_000)
