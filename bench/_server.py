@@ -110,7 +110,7 @@ def _cmd(pid: int) -> str:
 
 def login_token(url: str, username: str, password: str, name: str = "bench") -> str:
     """Log in like a browser and create an API token (sent with the login's CSRF token)."""
-    with httpx.Client(base_url=url, timeout=30) as client:
+    with httpx.Client(base_url=url, timeout=30, follow_redirects=True) as client:
         r = client.post("/login", data={"username": username, "password": password})
         csrf = re.search(r'<meta name="csrf-token" content="([^"]+)">', r.text)
         if r.status_code != 200 or csrf is None:

@@ -100,7 +100,7 @@ class LiveServer:
 
     def _create_token(self) -> str:
         """Log in like a browser, then create an API token (with the login's CSRF token)."""
-        with httpx.Client(base_url=self.url, timeout=30) as client:
+        with httpx.Client(base_url=self.url, timeout=30, follow_redirects=True) as client:
             r = client.post("/login", data={"username": self.username, "password": self.password})
             assert r.status_code == 200, r.text  # redirected to the home page
             csrf = re.search(r'<meta name="csrf-token" content="([^"]+)">', r.text)
