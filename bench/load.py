@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import hashlib
 import random
 import statistics
@@ -136,6 +137,7 @@ async def run(
 ) -> tuple[list[float], int]:
     latencies: list[float] = []
     errors = 0
+    kinds: collections.Counter[str] = collections.Counter()
     stop = time.monotonic() + seconds
 
     async def one(i: int) -> None:
@@ -147,19 +149,23 @@ async def run(
                 k += 1
                 t0 = time.perf_counter()
                 video = path.endswith("/video")
-                extra = {"Range": f"bytes={(k * 65536) % 400000}-{(k * 65536) % 400000 + 65535}"}
+                extra = {"Range": f"bytes={(k % 2) * 65536}-{(k % 2) * 65536 + 65535}"}
                 try:
                     r = await client.get(path, headers=extra if video else None)
                     await r.aread()
                     if r.status_code != (206 if video else 200):
                         errors += 1
-                except httpx.HTTPError:
+                        kinds[f"{r.status_code} {path.rsplit('/', 1)[-1]}"] += 1
+                except httpx.HTTPError as exc:
                     errors += 1
+                    kinds[f"{type(exc).__name__} {path.rsplit('/', 1)[-1]}"] += 1
                 latencies.append(time.perf_counter() - t0)
                 if think:
                     await asyncio.sleep(think)
 
     await asyncio.gather(*(one(i) for i in range(clients)))
+    if kinds:
+        print(f"  errors by kind ({clients} clients): {dict(kinds.most_common(8))}")
     return latencies, errors
 
 
@@ -182,7 +188,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.bar:
-        return bar(args.think)
+        return bar(args.think, seconds=args.seconds if args.seconds != 60 else 120.0)
     server = Server(worker=True, clips_per_syllable="1")
     try:
         client = httpx.Client(base_url=server.url, timeout=60, headers=server.headers)

@@ -93,8 +93,7 @@ def get_principal(
         )
         if login is not None:
             principal = Principal(user=login.user, login=login)
-    if db.dirty:
-        db.commit()  # last-seen times
+    db.commit()  # last-seen times; and it hands the connection back to the pool
     request.state.principal = principal
     return principal
 
@@ -160,27 +159,50 @@ def check_data_access(request: Request, db: DbSession, user: User) -> None:
             )
 
 
-async def authorize_api(request: Request, db: DbSession, principal: CurrentPrincipal) -> None:
-    """For every API router: logged in, CSRF-checked, and allowed to touch the named data."""
+# The checks are split: CSRF may read a form body (async), the data check queries the database
+# (sync, so it runs in the thread pool and never blocks the event loop). Each ends its
+# transaction, so a request holds no pooled connection while it waits for a thread.
+
+
+async def api_csrf(request: Request, principal: CurrentPrincipal) -> None:
     await check_csrf(request, principal)
+
+
+def api_data_access(request: Request, db: DbSession, principal: CurrentPrincipal) -> None:
+    """For every API router: allowed to touch the data named in the path."""
     check_data_access(request, db, principal.user)
+    db.commit()
 
 
-async def authorize_page(request: Request, db: DbSession, principal: MaybePrincipal) -> None:
-    """For every page router: a login (else a redirect to /login), then the same checks."""
+def page_principal(request: Request, principal: MaybePrincipal) -> Principal | None:
+    """For every page router: a login, else a redirect to /login."""
     if request.url.path.startswith("/static/"):
-        return  # static files served by page routers (plotly.js) are public
+        return None  # static files served by page routers (plotly.js) are public
     if principal is None:
         raise LoginRequired(request.url.path)
-    await check_csrf(request, principal)
+    return principal
+
+
+PagePrincipal = Annotated[Principal | None, Depends(page_principal)]
+
+
+async def page_csrf(request: Request, principal: PagePrincipal) -> None:
+    if principal is not None:
+        await check_csrf(request, principal)
+
+
+def page_data_access(request: Request, db: DbSession, principal: PagePrincipal) -> None:
+    if principal is None:
+        return
     try:
         check_data_access(request, db, principal.user)
     except NotFound as exc:
         raise PageNotFound(str(exc)) from exc
+    db.commit()
 
 
-API_ACCESS = [Depends(authorize_api)]
-PAGE_ACCESS = [Depends(authorize_page)]
+API_ACCESS = [Depends(api_csrf), Depends(api_data_access)]
+PAGE_ACCESS = [Depends(page_csrf), Depends(page_data_access)]
 
 
 def login_url(next_path: str) -> str:
