@@ -10,6 +10,8 @@ import time
 
 import click
 
+from app.accounts.cli import ensure_first_admin
+from app.accounts.cli import user as user_commands
 from app.core.config import get_settings
 
 
@@ -95,6 +97,7 @@ def serve(host: str | None, port: int | None, no_worker: bool) -> None:
     host = host or settings.host
     port = port or settings.port
     upgrade(settings.sqlalchemy_url)
+    ensure_first_admin()
     worker_proc: subprocess.Popen[bytes] | None = None
     if not no_worker:
         worker_proc = subprocess.Popen([sys.executable, "-m", "app.cli", "worker"])
@@ -144,6 +147,7 @@ def _register_engine_commands() -> None:
 
 
 _register_engine_commands()
+main.add_command(user_commands)
 
 
 def _register_ops_commands() -> None:

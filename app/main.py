@@ -11,6 +11,8 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from app.accounts.deps import API_ACCESS, PAGE_ACCESS
+from app.accounts.web import install as install_accounts
 from app.comparison import routes as comparison_routes
 from app.core.broker import broker_ok, job_sender
 from app.core.config import Settings, get_settings
@@ -52,13 +54,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = registry_for(engine)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(ops_routes.router)
-    app.include_router(experiment_routes.router)
-    app.include_router(job_routes.router)
-    app.include_router(upload_routes.router)
-    app.include_router(syllable_routes.router)
-    app.include_router(export_routes.router)
-    app.include_router(experiment_pages.router)
-    app.include_router(comparison_routes.router)
+    # Every API route and page checks the login and the user's role in the data's lab group.
+    app.include_router(experiment_routes.router, dependencies=API_ACCESS)
+    app.include_router(job_routes.router, dependencies=API_ACCESS)
+    app.include_router(upload_routes.router, dependencies=API_ACCESS)
+    app.include_router(syllable_routes.router, dependencies=API_ACCESS)
+    app.include_router(export_routes.router, dependencies=API_ACCESS)
+    app.include_router(experiment_pages.router, dependencies=PAGE_ACCESS)
+    app.include_router(comparison_routes.router)  # API and page, each guarded inside
+    install_accounts(app)
     app.mount("/static", StaticFiles(directory=str(ROOT / "static")), name="static")
 
     @app.get("/healthz", tags=["operations"])

@@ -1,5 +1,6 @@
 """Imports every ORM model so ``Base.metadata`` is complete (for Alembic and tests)."""
 
+from app.accounts.models import ApiToken, LabGroup, LoginSession, Membership, User
 from app.core.db import Base
 from app.experiments.models import Cohort, Experiment, Subject, VideoSession
 from app.jobs.models import Job
@@ -7,15 +8,20 @@ from app.syllables.models import Bout, Segmentation, Syllable, SyllableModel
 from app.uploads.models import Upload
 
 __all__ = [
+    "ApiToken",
     "Base",
     "Bout",
     "Cohort",
     "Experiment",
     "Job",
+    "LabGroup",
+    "LoginSession",
+    "Membership",
     "Segmentation",
     "Subject",
     "Syllable",
     "SyllableModel",
     "Upload",
+    "User",
     "VideoSession",
 ]

@@ -50,7 +50,7 @@ def main() -> None:
     server = Server(max_upload_bytes=str(total + 1))
     try:
         base = disk_baseline(total, server.env["SYLLABARY_VAR_DIR"].rsplit("/", 1)[0])
-        client = httpx.Client(base_url=server.url, timeout=120)
+        client = httpx.Client(base_url=server.url, timeout=120, headers=server.headers)
         eid = client.post("/api/experiments", json={"name": "bench"}).json()["id"]
         up = client.post(
             f"/api/experiments/{eid}/uploads", json={"filename": "big.mp4", "size": total}

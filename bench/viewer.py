@@ -48,13 +48,14 @@ def main() -> None:
             )
             engine.dispose()
             sid = ids["sessions"][0]
-            html = httpx.get(f"{server.url}/sessions/{sid}").content
-            response = httpx.get(f"{server.url}/api/sessions/{sid}/viewer")
+            html = httpx.get(f"{server.url}/sessions/{sid}", headers=server.auth).content
+            response = httpx.get(f"{server.url}/api/sessions/{sid}/viewer", headers=server.auth)
             data = response.content
             bouts = len(response.json()["bouts"]["start"])
             with sync_playwright() as pw:
                 browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
                 page = browser.new_page()
+                server.log_in(page)
                 t0 = time.perf_counter()
                 page.goto(f"{server.url}/sessions/{sid}")  # cold: plotly.js not yet cached
                 page.wait_for_selector("#ethogram[data-ready=true]", timeout=60_000)

@@ -7,6 +7,7 @@ Locally a test that needs PostgreSQL or Redis is skipped when the service is not
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -118,14 +119,58 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
     return backend_env(tmp_path, database_url=pg, broker_url=rd)
 
 
+TEST_PASSWORD = "correct horse battery staple"
+CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]*)">')
+
+
+def add_user(
+    app: Any,
+    username: str,
+    *,
+    admin: bool = False,
+    group: str | None = None,
+    role: str = "owner",
+    password: str = TEST_PASSWORD,
+) -> int:
+    """Create a user in the app's database (own lab group unless ``group``); returns its id."""
+    from app.accounts import service
+
+    with app.state.session_factory() as db:
+        user = service.create_user(
+            db, username=username, password=password, is_admin=admin, group_name=group, role=role
+        )
+        db.commit()
+        return int(user.id)
+
+
+def log_in(client: Any, username: str, password: str = TEST_PASSWORD) -> Any:
+    """Log ``client`` in through the login form; it then sends the CSRF header like the JS."""
+    response = client.post(
+        "/login", data={"username": username, "password": password}, follow_redirects=False
+    )
+    assert response.status_code == 303, response.text
+    match = CSRF_META.search(client.get("/account").text)
+    assert match and match.group(1), "the account page carries no CSRF token"
+    client.headers["X-CSRF-Token"] = match.group(1)
+    return client
+
+
+def new_client(app: Any) -> Any:
+    """Another browser: a TestClient of the same app with its own cookies."""
+    from fastapi.testclient import TestClient
+
+    return TestClient(app)
+
+
 @pytest.fixture
-def make_app(monkeypatch: pytest.MonkeyPatch) -> Callable[[dict[str, str]], Any]:
-    """Build the app in-process for an environment (migrated), returning a TestClient."""
+def make_app(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any]:
+    """Build the app in-process for an environment (migrated), returning a TestClient logged
+    in as the administrator "alice" (owner of her own lab group); ``user=None``: anonymous."""
     from fastapi.testclient import TestClient
 
     clients: list[TestClient] = []
 
-    def build(env: dict[str, str]) -> TestClient:
+    def build(env: dict[str, str], *, user: str | None = "alice") -> TestClient:
         from app.core.config import Settings, get_settings
         from app.core.migrate import upgrade
         from app.main import create_app
@@ -137,6 +182,9 @@ def make_app(monkeypatch: pytest.MonkeyPatch) -> Callable[[dict[str, str]], Any]
         upgrade(settings.sqlalchemy_url)
         client = TestClient(create_app(settings))
         clients.append(client)
+        if user is not None:
+            add_user(client.app, user, admin=True)
+            log_in(client, user)
         return client
 
     yield build

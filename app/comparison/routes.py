@@ -11,6 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
+from app.accounts.deps import API_ACCESS, PAGE_ACCESS
 from app.comparison import pages, service
 from app.comparison.schemas import ComparisonPublic
 from app.deps import DbSession, StorageDep
@@ -114,5 +115,5 @@ def transitions_csv(
 
 
 router = APIRouter()
-router.include_router(api)
-router.include_router(pages.router)
+router.include_router(api, dependencies=API_ACCESS)
+router.include_router(pages.router, dependencies=PAGE_ACCESS)

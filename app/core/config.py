@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     video_max_duration_s: float = Field(default=24 * 3600.0, gt=0)
     video_max_frames: int = Field(default=10_000_000, gt=0)
     video_min_frames: int = Field(default=2, ge=1)
+    # Browser logins end after this long without a request, and after the absolute limit anyway.
+    session_idle_hours: float = Field(default=12.0, gt=0)
+    session_max_days: float = Field(default=7.0, gt=0)
 
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> Settings:

@@ -16,6 +16,8 @@ import plotly
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 
+from app.accounts import service as accounts
+from app.accounts.deps import CurrentUser
 from app.core.errors import NotFound
 from app.deps import DbSession
 from app.experiments import service
@@ -63,8 +65,8 @@ def plotly_js(request: Request) -> Response:
 
 
 @router.get("/", response_class=HTMLResponse)
-def home(request: Request, db: DbSession) -> HTMLResponse:
-    experiments = service.list_experiments(db)
+def home(request: Request, db: DbSession, user: CurrentUser) -> HTMLResponse:
+    experiments = service.list_experiments(db, group_ids=accounts.group_ids(db, user=user))
     counts = service.session_counts(db)
     rows = [(e, counts.get(e.id, 0)) for e in experiments]
     return render(request, "home.html", {"rows": rows})

@@ -6,6 +6,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Request, UploadFile, status
 
+from app.accounts import service as accounts
+from app.accounts.deps import CurrentUser
 from app.core.errors import BadInput, TooLarge
 from app.core.storage import UploadTooLarge
 from app.deps import DbSession, SettingsDep, StorageDep
@@ -61,15 +63,20 @@ def session_public(session: VideoSession) -> SessionPublic:
 
 
 @router.post("/experiments", status_code=status.HTTP_201_CREATED)
-def create_experiment(body: ExperimentCreate, db: DbSession) -> ExperimentPublic:
-    experiment = service.create_experiment(db, name=body.name, description=body.description)
+def create_experiment(body: ExperimentCreate, db: DbSession, user: CurrentUser) -> ExperimentPublic:
+    group_id = accounts.group_for_new_experiment(db, user=user, group_id=body.group_id)
+    experiment = service.create_experiment(
+        db, name=body.name, description=body.description, group_id=group_id
+    )
     db.commit()
     return ExperimentPublic.model_validate(experiment)
 
 
 @router.get("/experiments")
-def list_experiments(db: DbSession) -> list[ExperimentPublic]:
-    return [ExperimentPublic.model_validate(e) for e in service.list_experiments(db)]
+def list_experiments(db: DbSession, user: CurrentUser) -> list[ExperimentPublic]:
+    """The experiments of your lab groups."""
+    experiments = service.list_experiments(db, group_ids=accounts.group_ids(db, user=user))
+    return [ExperimentPublic.model_validate(e) for e in experiments]
 
 
 @router.get("/experiments/{experiment_id}")

@@ -11,6 +11,9 @@ from app.jobs.schemas import JobPublic
 class ExperimentCreate(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     description: str = Field(default="", max_length=10_000)
+    group_id: int | None = Field(
+        default=None, description="the lab group it belongs to (default: your first group)"
+    )
 
 
 class ExperimentPublic(BaseModel):
@@ -19,6 +22,7 @@ class ExperimentPublic(BaseModel):
     id: int
     name: str
     description: str
+    group_id: int
     created_at: datetime
 
 

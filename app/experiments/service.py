@@ -16,18 +16,22 @@ from app.jobs import service as jobs
 from app.jobs.models import JobKind, JobStatus
 
 
-def create_experiment(db: Session, *, name: str, description: str = "") -> Experiment:
+def create_experiment(
+    db: Session, *, name: str, group_id: int, description: str = ""
+) -> Experiment:
     name = name.strip()
     if not name:
         raise BadInput("An experiment needs a name.")
-    experiment = Experiment(name=name, description=description)
+    experiment = Experiment(name=name, description=description, group_id=group_id)
     db.add(experiment)
     db.flush()
     return experiment
 
 
-def list_experiments(db: Session) -> list[Experiment]:
-    return list(db.scalars(select(Experiment).order_by(Experiment.id.desc())))
+def list_experiments(db: Session, *, group_ids: list[int]) -> list[Experiment]:
+    """The experiments of these lab groups, newest first."""
+    query = select(Experiment).where(Experiment.group_id.in_(group_ids))
+    return list(db.scalars(query.order_by(Experiment.id.desc())))
 
 
 def get_experiment_or_raise(db: Session, experiment_id: int) -> Experiment:

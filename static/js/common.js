@@ -7,9 +7,18 @@ export class ApiError extends Error {
   }
 }
 
+const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
+
+/** The login's CSRF token (from <meta name="csrf-token">), as a header for changing requests. */
+export function csrfHeaders(method) {
+  if (SAFE_METHODS.has(String(method).toUpperCase())) return {};
+  const meta = document.querySelector('meta[name="csrf-token"]');
+  return meta && meta.content ? { "X-CSRF-Token": meta.content } : {};
+}
+
 /** Read a JSON API route; throws ApiError with the server's `detail` on a non-2xx answer. */
 export async function api(method, url, body, headers = {}) {
-  const init = { method, headers: { ...headers } };
+  const init = { method, headers: { ...csrfHeaders(method), ...headers } };
   if (body instanceof FormData || body instanceof Blob) {
     init.body = body;
   } else if (body !== undefined) {
@@ -24,6 +33,10 @@ export async function readJson(response) {
   const text = await response.text();
   let data = null;
   try { data = text ? JSON.parse(text) : null; } catch { data = text; }
+  if (response.status === 401 && document.body) {
+    // The login ended (expired or revoked): go to the login page, then come back here.
+    window.location.assign(`/login?next=${encodeURIComponent(location.pathname + location.search)}`);
+  }
   if (!response.ok) throw new ApiError(response.status, describeError(data, response));
   return data;
 }

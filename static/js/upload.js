@@ -6,7 +6,7 @@
 // The upload id is remembered in localStorage so re-choosing the same file after a reload resumes it.
 // When the server has no resumable route (404/405 on create), falls back to the one-request
 // multipart POST /api/experiments/{id}/sessions, still with a progress bar.
-import { ApiError, api, describeError, sleep } from "./common.js";
+import { ApiError, api, csrfHeaders, describeError, sleep } from "./common.js";
 
 const DEFAULT_CHUNK = 8 * 1024 * 1024;
 const MAX_RETRIES = 8;
@@ -20,7 +20,8 @@ function xhrSend(method, url, body, headers, onProgress) {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
     xhr.open(method, url);
-    for (const [k, v] of Object.entries(headers || {})) xhr.setRequestHeader(k, v);
+    const all = { ...csrfHeaders(method), ...(headers || {}) };
+    for (const [k, v] of Object.entries(all)) xhr.setRequestHeader(k, v);
     xhr.upload.onprogress = (e) => onProgress && onProgress(e.loaded);
     xhr.onload = () => {
       let data = null;

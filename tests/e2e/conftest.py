@@ -8,6 +8,7 @@ Playwright's own browser download is never used: the tests launch ``/usr/bin/chr
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -53,6 +54,9 @@ class LiveServer:
         self.with_worker = with_worker
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = var / "server.log"
+        self.username = "e2e-admin"
+        self.password = "e2e password, long enough"
+        self.token = ""  # an API token of the administrator, for the tests' own API calls
 
     def start(self) -> LiveServer:
         env = {**os.environ, **self.env}
@@ -63,6 +67,14 @@ class LiveServer:
             check=True,
             capture_output=True,
         )
+        # The lab's first administrator, made the documented way (the CLI).
+        password_file = self.var / "admin-password"
+        password_file.write_text(self.password)
+        subprocess.run(
+            [sys.executable, "-m", "app.cli", "user", "create", self.username, "--admin",
+             "--password-file", str(password_file)],
+            cwd=REPO, env=env, check=True, capture_output=True,
+        )  # fmt: skip
         log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
             [
@@ -79,14 +91,42 @@ class LiveServer:
                 raise RuntimeError(f"the server exited:\n{self.logs()}")
             try:
                 if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
+                    self.token = self._create_token()
                     return self
             except httpx.HTTPError:
                 pass
             time.sleep(0.2)
         raise RuntimeError(f"the server did not answer in 60 s:\n{self.logs()}")
 
+    def _create_token(self) -> str:
+        """Log in like a browser, then create an API token (with the login's CSRF token)."""
+        with httpx.Client(base_url=self.url, timeout=30, follow_redirects=True) as client:
+            r = client.post("/login", data={"username": self.username, "password": self.password})
+            assert r.status_code == 200, r.text  # redirected to the home page
+            csrf = re.search(r'<meta name="csrf-token" content="([^"]+)">', r.text)
+            assert csrf, "the home page carries no CSRF token"
+            r = client.post(
+                "/api/tokens", json={"name": "e2e"}, headers={"X-CSRF-Token": csrf.group(1)}
+            )
+            assert r.status_code == 201, r.text
+            return str(r.json()["token"])
+
+    @property
+    def auth(self) -> dict[str, str]:
+        """Headers that authenticate a script's request."""
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def log_in(self, page: Any) -> None:
+        """Log a browser page in through the login form."""
+        page.goto(f"{self.url}/login")
+        page.fill("#username", self.username)
+        page.fill("#password", self.password)
+        page.click("#login-submit")
+        page.wait_for_url(f"{self.url}/")
+
     def api(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = httpx.request(method, f"{self.url}{path}", timeout=30, **kwargs)
+        headers = {**self.auth, **kwargs.pop("headers", {})}
+        response = httpx.request(method, f"{self.url}{path}", timeout=30, headers=headers, **kwargs)
         assert response.status_code < 400, (path, response.status_code, response.text)
         return response.json()
 
@@ -140,8 +180,9 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    """A fresh browser page that records console errors (tests assert there are none)."""
+def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A fresh browser page that records console errors (tests assert there are none), logged
+    in to the test's server (the ``live_server`` or ``server`` fixture) when it has one."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
     page = context.new_page()
     page.set_default_timeout(20_000)
@@ -154,6 +195,9 @@ def page(browser: Any) -> Iterator[Any]:
 
     page.on("console", on_console)
     page.js_errors = errors  # type: ignore[attr-defined]
+    for name in ("live_server", "server"):
+        if name in request.fixturenames:
+            request.getfixturevalue(name).log_in(page)
     yield page
     context.close()
 

@@ -81,7 +81,8 @@ def syllable_name_at(page: Any, frame: int) -> str:
 
 def wait_video_ready(page: Any) -> None:
     page.wait_for_function(
-        "document.getElementById('video').readyState >= 2 && window.viewerState", timeout=30_000
+        "() => document.getElementById('video').readyState >= 2 && window.viewerState",
+        timeout=30_000,
     )
 
 
@@ -169,7 +170,7 @@ def test_journey_upload_fit_view_rename_export(live_server: LiveServer, page: An
     page.fill("#experiment-name-input", "Open field e2e, week 1")
     page.click("#experiment-form button[type=submit]")
     page.wait_for_function(
-        "document.getElementById('experiment-title').textContent === 'Open field e2e, week 1'"
+        "() => document.getElementById('experiment-title').textContent === 'Open field e2e, week 1'"
     )
     row.locator(".edit-animal").click()
     row.locator(".edit-subject").fill("mouse 2")
@@ -223,7 +224,9 @@ def test_journey_upload_fit_view_rename_export(live_server: LiveServer, page: An
     wait_video_ready(page)
     assert page.get_attribute("#ethogram", "data-cursor-source") == "requestVideoFrameCallback"
     page.click("#play")  # the page's own button
-    page.wait_for_function("document.getElementById('video').currentTime > 1.0", timeout=15_000)
+    page.wait_for_function(
+        "() => document.getElementById('video').currentTime > 1.0", timeout=15_000
+    )
     fps = cursor_and_video(page)["fps"]
     gaps = []
     for _ in range(8):
@@ -234,7 +237,7 @@ def test_journey_upload_fit_view_rename_export(live_server: LiveServer, page: An
         page.wait_for_timeout(120)
     assert len(gaps) >= 4 and max(gaps) < 0.25, gaps  # a few frames at most while playing
     page.keyboard.press("Space")  # pauses: the button did not keep the key
-    page.wait_for_function(f"{VIDEO}.paused")
+    page.wait_for_function(f"() => {VIDEO}.paused")
     page.wait_for_timeout(300)
     still = cursor_and_video(page)
     assert still["cursor"] > 0.9
@@ -257,8 +260,8 @@ def test_journey_upload_fit_view_rename_export(live_server: LiveServer, page: An
     # --- Clicking and dragging the ethogram seeks the video ----------------------------------
     target = 6.0
     page.mouse.click(*ethogram_point(page, target))
-    page.wait_for_function(f"Math.abs({VIDEO}.currentTime - {target}) < 1.5 / {fps}")
-    page.wait_for_function(f"Math.abs({CURSOR} - {target}) < 1.5 / {fps}")
+    page.wait_for_function(f"() => Math.abs({VIDEO}.currentTime - {target}) < 1.5 / {fps}")
+    page.wait_for_function(f"() => Math.abs({CURSOR} - {target}) < 1.5 / {fps}")
     frame = int(page.inner_text("#frame-number"))
     assert abs(frame - target * fps) <= 1.5
     shown = page.get_attribute("#now-syllable", "data-syllable-name")
@@ -270,7 +273,7 @@ def test_journey_upload_fit_view_rename_export(live_server: LiveServer, page: An
     page.mouse.move((x0 + x1) / 2, y0, steps=4)
     page.mouse.move(x1, y0, steps=4)
     page.mouse.up()
-    page.wait_for_function(f"Math.abs({VIDEO}.currentTime - 4.0) < 1.5 / {fps}")
+    page.wait_for_function(f"() => Math.abs({VIDEO}.currentTime - 4.0) < 1.5 / {fps}")
 
     # --- Gallery: example clips play; rename a syllable inline ------------------------------
     def clips_rendered() -> bool:
@@ -281,7 +284,7 @@ def test_journey_upload_fit_view_rename_export(live_server: LiveServer, page: An
     page.goto(f"{base}/models/{model_id}/syllables")
     page.wait_for_selector("body[data-ready=true]")
     page.wait_for_function(
-        "[...document.querySelectorAll('.clips video')].some(v => v.currentTime > 0.2)",
+        "() => [...document.querySelectorAll('.clips video')].some(v => v.currentTime > 0.2)",
         timeout=20_000,
     )  # muted autoplay: they play by themselves
     first_clip = page.locator(".clips video").first
@@ -311,7 +314,7 @@ def test_journey_upload_fit_view_rename_export(live_server: LiveServer, page: An
     wait_video_ready(page)
     page.click(f"#legend li[data-syllable-index='{index}']")
     page.wait_for_function(
-        "document.getElementById('now-syllable').dataset.syllableName === 'rearing'"
+        "() => document.getElementById('now-syllable').dataset.syllableName === 'rearing'"
     )
     assert page.locator("#legend [data-syllable-name=rearing]").count() == 1
     assert page.locator("#band-labels span", has_text="rearing").count() >= 1  # on its band
@@ -403,7 +406,9 @@ def test_journey_upload_fit_view_rename_export(live_server: LiveServer, page: An
     # The ZIP download streams a real archive.
     import httpx
 
-    archive = httpx.get(f"{base}/api/experiments/{experiment_id}/export.zip", timeout=60)
+    archive = httpx.get(
+        f"{base}/api/experiments/{experiment_id}/export.zip", timeout=60, headers=live_server.auth
+    )
     assert archive.status_code == 200 and archive.content[:2] == b"PK"
     # The browser logs the refused upload's 422 answers itself (once per attempt): expected.
     errors = [e for e in page.js_errors if "status of 422" not in e]  # type: ignore[attr-defined]
@@ -492,13 +497,15 @@ def test_viewer_stays_smooth_for_a_one_hour_session(
             engine.dispose()
             engine_for.cache_clear()
         session_id = ids["sessions"][0]
-        html = httpx.get(f"{server.url}/sessions/{session_id}", timeout=30)
-        data = httpx.get(f"{server.url}/api/sessions/{session_id}/viewer", timeout=30)
+        auth = server.auth
+        html = httpx.get(f"{server.url}/sessions/{session_id}", timeout=30, headers=auth)
+        data = httpx.get(f"{server.url}/api/sessions/{session_id}/viewer", timeout=30, headers=auth)
         assert html.status_code == data.status_code == 200
         bouts = len(data.json()["bouts"]["start"])
         assert bouts > 3000
         assert len(html.content) + len(data.content) < 1_000_000  # the bar: under 1 MB
 
+        server.log_in(page)
         started = time.monotonic()
         page.goto(f"{server.url}/sessions/{session_id}")
         page.wait_for_selector("#ethogram[data-ready=true]", timeout=30_000)
@@ -524,7 +531,7 @@ def test_viewer_stays_smooth_for_a_one_hour_session(
         page.locator("#band-labels span").first.wait_for()  # zoomed in, bands carry names
         x, y = ethogram_point(page, 605.0)
         page.mouse.click(x, y)
-        page.wait_for_function(f"Math.abs({CURSOR} - 605) < 0.05")
+        page.wait_for_function(f"() => Math.abs({CURSOR} - 605) < 0.05")
         assert page.evaluate("document.getElementById('ethogram')._fullLayout.xaxis.range") == [
             600,
             610,

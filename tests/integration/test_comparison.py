@@ -79,7 +79,10 @@ def populate(
     a ready model of ``STATES`` syllables and a segmentation of every session. Cohorts other
     than the first get ``effect`` (default :data:`PLANTED`) added to the bout probabilities.
     Returns ids."""
+    from sqlalchemy import select
+
     import app.models  # noqa: F401 - every table mapped (sessions refer to jobs)
+    from app.accounts.models import LabGroup
     from app.experiments.models import Cohort, Experiment, Subject, VideoSession
     from app.syllables.models import Bout, Segmentation, Syllable, SyllableModel
     from app.syllables.palette import syllable_color
@@ -87,7 +90,9 @@ def populate(
     effect = PLANTED if effect is None else effect
     rng = np.random.default_rng(seed)
     with session_factory() as db:
-        experiment = Experiment(name=name, description="")
+        # In the lab group of the test's logged-in user (the first group made).
+        group_id = db.scalar(select(LabGroup.id).order_by(LabGroup.id))
+        experiment = Experiment(name=name, description="", group_id=group_id)
         db.add(experiment)
         db.flush()
         model = SyllableModel(

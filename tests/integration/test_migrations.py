@@ -62,3 +62,41 @@ def test_sqlite_connections_use_wal_busy_timeout_and_foreign_keys(tmp_path: Path
         assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
         assert conn.execute(text("PRAGMA busy_timeout")).scalar() == 30000
     engine.dispose()
+
+
+def test_experiments_made_before_accounts_go_into_the_default_group(empty_database: str) -> None:
+    """Upgrading a database with experiments loses nothing: they join the "default" lab group,
+    and the first administrator created afterwards owns it."""
+    from sqlalchemy import text
+
+    from app.accounts import service
+    from app.core.db import session_factory
+
+    upgrade(empty_database, "0002")
+    engine = make_engine(empty_database, null_pool=True)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO experiments (name, description, created_at, updated_at) "
+                    "VALUES ('old study', '', '2026-01-01', '2026-01-01')"
+                )
+            )
+        upgrade(empty_database)
+        with engine.connect() as conn:
+            row = conn.execute(
+                text(
+                    "SELECT g.name FROM experiments e JOIN lab_groups g ON g.id = e.group_id "
+                    "WHERE e.name = 'old study'"
+                )
+            ).one()
+        assert row[0] == "default"
+        with session_factory(engine)() as db:
+            admin = service.create_user(
+                db, username="pi", password="a long password", is_admin=True
+            )
+            db.commit()
+            roles = {m.group.name: m.role for m in service.memberships(db, user=admin)}
+        assert roles == {"pi": "owner", "default": "owner"}
+    finally:
+        engine.dispose()
