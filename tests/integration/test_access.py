@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from fastapi.routing import APIRoute
 
-from tests.conftest import add_user, log_in, new_client
+from tests.conftest import FAKE_MP4, add_user, log_in, new_client
 
 ID_PARAM = re.compile(r"\{(\w+)\}")
 CHANGES = ("POST", "PUT", "PATCH", "DELETE")
@@ -43,7 +43,7 @@ def world(make_app, backend) -> World:
     eid = experiment["id"]
     session = alice.post(
         f"/api/experiments/{eid}/sessions",
-        files={"file": ("m1.mp4", b"not a video" * 10)},
+        files={"file": ("m1.mp4", FAKE_MP4 + b"not a video" * 10)},
         data={"subject": "m1", "cohort": "saline"},
     ).json()
     upload = alice.post(
