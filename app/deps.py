@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -12,7 +12,15 @@ from app.core.config import Settings
 from app.core.storage import Storage
 
 
-def get_db(request: Request) -> Iterator[Session]:
+async def get_db(request: Request) -> AsyncIterator[Session]:
+    """One database session per request.
+
+    An async generator on purpose: FastAPI runs the cleanup of a sync generator dependency in
+    the thread pool, so under load (every thread busy waiting for a pooled connection) the
+    sessions that hold the connections could never close, and requests timed out with 500s.
+    Closing here, on the event loop, returns the connection at once. Creating a session opens
+    no connection; the route uses it in its own thread.
+    """
     session: Session = request.app.state.session_factory()
     try:
         yield session

@@ -51,6 +51,10 @@ def make_engine(url: str, *, null_pool: bool = False) -> Engine:
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+        if not null_pool and path and path != ":memory:":
+            # SQLite connections are cheap file handles: never make a request wait for one
+            # (a bounded pool turned 100 concurrent clients into pool timeouts).
+            pooling = {"pool_size": 10, "max_overflow": -1}
         engine = create_engine(
             url, connect_args={"check_same_thread": False, "timeout": 30}, **pooling
         )
