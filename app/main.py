@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -85,7 +86,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             status_code=200 if healthy else 503,
         )
 
+    _document_plain_errors(app)
     return app
+
+
+def _document_plain_errors(app: FastAPI) -> None:
+    """Our own 422s (bad input found by a service) carry a sentence in ``detail``, FastAPI's a
+    list of field errors: say in the OpenAPI document that both happen."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = generate()
+        props = schema.get("components", {}).get("schemas", {}).get("HTTPValidationError", {})
+        detail = props.get("properties", {}).get("detail")
+        if detail is not None and "anyOf" not in detail:
+            props["properties"]["detail"] = {
+                "anyOf": [detail, {"type": "string"}], "title": "Detail"
+            }
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _install_error_handlers(app: FastAPI) -> None:

@@ -25,6 +25,7 @@ from app.accounts.schemas import (
     UserUpdate,
 )
 from app.core.errors import NotFound
+from app.core.schemas import RowId
 from app.deps import DbSession
 
 router = APIRouter(prefix="/api", tags=["accounts"], dependencies=API_ACCESS)
@@ -71,7 +72,7 @@ def create_token(body: TokenCreate, user: CurrentUser, db: DbSession) -> TokenCr
 
 
 @router.delete("/tokens/{token_id}")
-def revoke_token(token_id: int, user: CurrentUser, db: DbSession) -> TokenPublic:
+def revoke_token(token_id: RowId, user: CurrentUser, db: DbSession) -> TokenPublic:
     token = service.revoke_token(db, user=user, token_id=token_id)
     db.commit()
     return TokenPublic.model_validate(token)
@@ -97,7 +98,7 @@ def create_user(body: UserCreate, _admin: AdminUser, db: DbSession) -> UserPubli
 
 
 @router.patch("/users/{user_id}")
-def update_user(user_id: int, body: UserUpdate, admin: AdminUser, db: DbSession) -> UserPublic:
+def update_user(user_id: RowId, body: UserUpdate, admin: AdminUser, db: DbSession) -> UserPublic:
     """Disable or enable an account (disabling ends its logins), or set its password."""
     user = service.get_user_or_raise(db, user_id=user_id)
     if body.is_active is not None:
@@ -111,7 +112,7 @@ def update_user(user_id: int, body: UserUpdate, admin: AdminUser, db: DbSession)
 
 
 @router.post("/users/{user_id}/logout", status_code=status.HTTP_204_NO_CONTENT)
-def revoke_user_logins(user_id: int, _admin: AdminUser, db: DbSession) -> Response:
+def revoke_user_logins(user_id: RowId, _admin: AdminUser, db: DbSession) -> Response:
     """End every browser login of a user (their API tokens stay; revoke those separately)."""
     service.revoke_logins(db, user=service.get_user_or_raise(db, user_id=user_id))
     db.commit()
@@ -135,7 +136,7 @@ def create_group(body: GroupCreate, user: CurrentUser, db: DbSession) -> GroupPu
     return GroupPublic(id=group.id, name=group.name, role="owner")
 
 
-def visible_group(group_id: int, user: CurrentUser, db: DbSession) -> LabGroup:
+def visible_group(group_id: RowId, user: CurrentUser, db: DbSession) -> LabGroup:
     """The group named in the path, if the user is in it (or an administrator); else 404."""
     group = service.get_group_or_raise(db, group_id=group_id)
     if not user.is_admin and service.role_in(db, user=user, group_id=group.id) is None:
@@ -171,7 +172,7 @@ def set_member(group: OwnedGroup, body: MemberSet, db: DbSession) -> MembershipP
 
 
 @router.delete("/groups/{group_id}/members/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
-def remove_member(group: OwnedGroup, user_id: int, db: DbSession) -> Response:
+def remove_member(group: OwnedGroup, user_id: RowId, db: DbSession) -> Response:
     service.remove_member(db, group=group, user_id=user_id)
     db.commit()
     return Response(status_code=status.HTTP_204_NO_CONTENT)

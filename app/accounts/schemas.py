@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from app.core.schemas import UtcDateTime
 
 Role = Literal["viewer", "editor", "owner"]
 
@@ -25,7 +26,7 @@ class UserPublic(BaseModel):
     username: str
     is_admin: bool
     is_active: bool
-    created_at: datetime
+    created_at: UtcDateTime
 
 
 class MePublic(UserPublic):
@@ -77,9 +78,9 @@ class TokenPublic(BaseModel):
     id: int
     name: str
     prefix: str
-    created_at: datetime
-    last_used_at: datetime | None
-    revoked_at: datetime | None
+    created_at: UtcDateTime
+    last_used_at: UtcDateTime | None
+    revoked_at: UtcDateTime | None
 
 
 class TokenCreated(TokenPublic):

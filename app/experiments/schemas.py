@@ -1,10 +1,11 @@
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.core.schemas import UtcDateTime
 from app.jobs.schemas import JobPublic
 
 
@@ -23,7 +24,7 @@ class ExperimentPublic(BaseModel):
     name: str
     description: str
     group_id: int
-    created_at: datetime
+    created_at: UtcDateTime
 
 
 class ExperimentUpdate(BaseModel):
@@ -99,7 +100,7 @@ class SessionPublic(BaseModel):
     height: int | None
     codec: str | None
     pix_fmt: str | None
-    created_at: datetime
+    created_at: UtcDateTime
     quality: dict[str, Any] | None = None
     thumbnail_url: str | None = None
     video_url: str | None = None

@@ -1,9 +1,10 @@
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
+
+from app.core.schemas import UtcDateTime
 
 
 class JobPublic(BaseModel):
@@ -22,6 +23,6 @@ class JobPublic(BaseModel):
     metrics: list[dict[str, Any]] = []
     error: str | None
     result: dict[str, Any] | None
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
+    created_at: UtcDateTime
+    started_at: UtcDateTime | None
+    finished_at: UtcDateTime | None

@@ -1,9 +1,10 @@
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
+
+from app.core.schemas import UtcDateTime
 
 
 class FitRequest(BaseModel):
@@ -49,8 +50,8 @@ class ModelPublic(BaseModel):
     session_ids: list[int]
     settings: dict[str, Any]
     training_curve: list[dict[str, Any]]
-    created_at: datetime
-    fitted_at: datetime | None
+    created_at: UtcDateTime
+    fitted_at: UtcDateTime | None
     job_id: int | None
     transition_matrix: list[list[float]] | None = None
     syllables: list[SyllablePublic] = []
