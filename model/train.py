@@ -379,7 +379,7 @@ def fit_sticky_ghmm(
     dwell_frames: float = 12.0,
     merge_penalty: float = 3.0,
     min_states: int = 1,
-    velocity_weight: float = 0.5,
+    velocity_weight: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Sticky Gaussian HMM on where the latent is and where it is heading, by EM.
 
