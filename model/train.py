@@ -359,14 +359,25 @@ def _gauss_loglik(F: torch.Tensor, mean: torch.Tensor, cov: torch.Tensor) -> tor
     return (-0.5 * (z**2).sum(1) - 0.5 * (logdet + d * math.log(2 * math.pi))[:, None]).T
 
 
+def _gauss_moments(F: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Weighted counts (K,), sums (K, d) and sums of outer products (K, d, d)."""
+    return w.sum(0), w.T @ F, torch.einsum("mk,mi,mj->kij", w, F, F)
+
+
+def _gauss_from_moments(
+    n: torch.Tensor, s1: torch.Tensor, s2: torch.Tensor, ridge: float
+) -> tuple[torch.Tensor, ...]:
+    """Means (K, d), covariances (K, d, d) and counts (K,) from :func:`_gauss_moments`."""
+    n_ = n.clamp_min(1e-9)
+    mean = s1 / n_[:, None]
+    cov = s2 / n_[:, None, None] - mean[:, :, None] * mean[:, None, :]
+    eye = torch.eye(s1.shape[-1], dtype=s1.dtype)
+    return mean, 0.5 * (cov + cov.transpose(-1, -2)) + ridge * eye, n
+
+
 def _gauss_fit(F: torch.Tensor, w: torch.Tensor, ridge: float) -> tuple[torch.Tensor, ...]:
     """Weighted means (K, d), covariances (K, d, d) and weights (K,) from F (M, d), w (M, K)."""
-    n = w.sum(0)
-    mean = (w.T @ F) / n.clamp_min(1e-9)[:, None]
-    second = torch.einsum("mk,mi,mj->kij", w, F, F) / n.clamp_min(1e-9)[:, None, None]
-    cov = second - mean[:, :, None] * mean[:, None, :]
-    eye = torch.eye(F.shape[-1], dtype=F.dtype)
-    return mean, 0.5 * (cov + cov.transpose(-1, -2)) + ridge * eye, n
+    return _gauss_from_moments(*_gauss_moments(F, w), ridge)
 
 
 def fit_sticky_ghmm(
@@ -433,18 +444,21 @@ def fit_sticky_ghmm(
         merged = False
         while int(active.sum()) > max(1, min_states):
             idx = torch.nonzero(active).squeeze(1)
-            mean, cov, n = _gauss_fit(F, w, ridge)
-            own = loglik((mean, cov, n))
+            # A merged state's statistics are the sums of its parts': every pair is scored
+            # from the per-state moments, without another pass over the frames.
+            n, s1, s2 = _gauss_moments(F, w)
+            own = loglik(_gauss_from_moments(n, s1, s2, ridge))
+            ii, jj = torch.meshgrid(idx, idx, indexing="ij")
+            upper = ii < jj
+            i_, j_ = ii[upper], jj[upper]
+            both = _gauss_from_moments(n[i_] + n[j_], s1[i_] + s1[j_], s2[i_] + s2[j_], ridge)
+            costs = own[i_] + own[j_] - loglik(both)
+            costs = torch.where(torch.minimum(n[i_], n[j_]) < 2 * n_params,
+                                torch.full_like(costs, -1.0), costs)
             best, best_cost = None, math.inf
-            for a in range(len(idx)):
-                for b in range(a + 1, len(idx)):
-                    i, j = int(idx[a]), int(idx[b])
-                    both = _gauss_fit(F, w[:, i : i + 1] + w[:, j : j + 1], ridge)
-                    cost = float(own[i] + own[j] - loglik(both)[0])
-                    if min(float(n[i]), float(n[j])) < 2 * n_params:
-                        cost = -1.0
-                    if cost < best_cost:
-                        best, best_cost = (i, j), cost
+            if costs.numel():
+                k = int(torch.argmin(costs))
+                best, best_cost = (int(i_[k]), int(j_[k])), float(costs[k])
             if best is None or best_cost >= penalty:
                 break
             i, j = best
