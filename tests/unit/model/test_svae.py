@@ -217,3 +217,31 @@ def test_stage_b_gaussian_hmm_finds_the_regions():
     assert gamma.shape == (40, 64, 10) and torch.allclose(gamma.sum(-1), torch.ones(40, 64,
                                                                               dtype=X.dtype))
     assert np.isclose(float(pair.sum()), 40 * 63)
+
+
+def test_stage_b_finds_regions_seen_only_in_the_kinematics():
+    """Stage B appends the observed kinematics to the latents: regions that the latents do not
+    show (pure noise here) but the kinematics do are found, on either scaling of the latents."""
+    import numpy as np
+    import pytest
+    from sklearn.metrics import adjusted_rand_score
+
+    from model.train import fit_sticky_ghmm
+
+    rng = np.random.default_rng(5)
+    z = np.repeat(rng.integers(0, 3, size=40 * 64 // 16), 16)
+    noise = torch.as_tensor(rng.standard_normal((40, 64, 2)))
+    kin = np.array([-3.0, 0.0, 3.0])[z] + 0.3 * rng.standard_normal(z.size)
+    extra = torch.as_tensor(kin).reshape(40, 64, 1)
+    for scale in ("global", "dim"):
+        gamma, _, active = fit_sticky_ghmm(noise, 10, start_states=8, seed=0, merge_penalty=3.0,
+                                           min_states=2, scale=scale, extra=extra)
+        labels = gamma.argmax(-1).reshape(-1).numpy()
+        assert adjusted_rand_score(z, labels) > 0.9, scale
+        assert 3 <= int(active.sum()) <= 4
+    # Without the kinematics the same latents carry nothing to find.
+    gamma, _, _ = fit_sticky_ghmm(noise, 10, start_states=8, seed=0, merge_penalty=3.0,
+                                  min_states=2, scale="global")
+    assert adjusted_rand_score(z, gamma.argmax(-1).reshape(-1).numpy()) < 0.2
+    with pytest.raises(ValueError, match="scale"):
+        fit_sticky_ghmm(noise, 10, scale="unit")
