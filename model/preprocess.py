@@ -42,6 +42,7 @@ import os
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -932,10 +933,11 @@ def preprocess_video(
     del samples
     fps = _file_fps(p)
     tracker = _Tracker(model, crop_size, n_packets + 16)
-    for i, time_s, frame in _prefetch(iter_frames(p, luma=True)):
-        tracker.step(time_s, frame)
-        if progress is not None and (i + 1) % 500 == 0:
-            progress(i + 1, n_packets)
+    with _opencv_threads(1):
+        for i, time_s, frame in _prefetch(iter_frames(p, luma=True)):
+            tracker.step(time_s, frame)
+            if progress is not None and (i + 1) % 500 == 0:
+                progress(i + 1, n_packets)
     if tracker.n < MIN_FRAMES:
         raise TooShortError(_too_short_message(p.name, tracker.n))
     if progress is not None:
@@ -966,8 +968,9 @@ def preprocess_frames(
         step = max(1, math.ceil(len(stack) / _MAX_SAMPLES))
         model = build_background(stack[::step])
     tracker = _Tracker(model, crop_size, len(stack))
-    for i, frame in enumerate(stack):
-        tracker.step(i / fps, frame)
+    with _opencv_threads(1):
+        for i, frame in enumerate(stack):
+            tracker.step(i / fps, frame)
     return tracker.finish(fps)
 
 
@@ -975,6 +978,20 @@ def _check_crop_size(crop_size: int) -> None:
     # Even, so that a 180° turn of a crop is an exact flip of both axes (see _Tracker.finish).
     if crop_size < 8 or crop_size % 2:
         raise ValueError("crop_size must be an even number of at least 8 pixels.")
+
+
+@contextmanager
+def _opencv_threads(n: int) -> Iterator[None]:
+    """OpenCV's thread pool limited to ``n`` threads inside. The per-frame calls work on
+    windows of about 100x100 pixels: split across threads they gain nothing, and the idle
+    workers spin, taking a core from the decoding thread (per-frame CPU time was twice the
+    wall time with OpenCV's default of one thread per core)."""
+    old = cv2.getNumThreads()
+    cv2.setNumThreads(n)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(old)
 
 
 def _prefetch(

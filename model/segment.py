@@ -12,7 +12,8 @@ always give the same labels.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -186,6 +187,23 @@ def summarize(
     return Segmentation(labels, prob, post, bouts, trans, usage)
 
 
+@contextmanager
+def _one_cpu_thread(device: torch.device) -> Iterator[None]:
+    """Run torch's CPU ops on one thread inside. The mean field's ops act on (windows, 10, 10)
+    blocks, far too small to split across threads; with a second thread, every op pays for a
+    hand-off and, when another process keeps the cores busy, for spin-waiting workers: on two
+    shared cores 11 minutes of video took 115 s with two threads and 4 s with one."""
+    old = torch.get_num_threads()
+    if device.type != "cpu" or old == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
 def segment_frames(
     model: FittedModel,
     frames: np.ndarray,
@@ -213,7 +231,7 @@ def segment_frames(
     R, r = encode(model, frames, kinematics)
     if progress:
         progress(0.3, "inferring syllables", {})
-    with torch.no_grad():
+    with torch.no_grad(), _one_cpu_thread(R.device):
         ex = model.svae.expectations()
         gamma, labels = infer_chunked(R, r, ex, core=core, margin=margin,
                                       max_sweeps=max_sweeps)
