@@ -153,14 +153,15 @@ class Detection:
 class Preprocessed:
     """Per-frame output of preprocessing for one video (T frames).
 
-    ``crops`` (T, S, S) float32 in [0, 1]; ``scalars`` maps each of :data:`SCALAR_NAMES` to a
-    (T,) float64 array (x, y and body_length in px, heading in rad, speed in px/s,
-    angular_velocity in rad/s, area in px²); ``quality`` (T,) int8 codes into
-    :data:`QUALITY_NAMES`; ``times`` (T,) presentation times in s. Frames without a mouse hold
-    the last pose and crop.
+    ``crops_u8`` (T, S, S) uint8 crops scaled to 0-255 (``crops``: the same as float32 in
+    [0, 1], made on each access: an hour of float crops is 450 MB, so they are stored as bytes);
+    ``scalars`` maps each of :data:`SCALAR_NAMES` to a (T,) float64 array (x, y and body_length
+    in px, heading in rad, speed in px/s, angular_velocity in rad/s, area in px²); ``quality``
+    (T,) int8 codes into :data:`QUALITY_NAMES`; ``times`` (T,) presentation times in s. Frames
+    without a mouse hold the last pose and crop.
     """
 
-    crops: np.ndarray
+    crops_u8: np.ndarray
     scalars: dict[str, np.ndarray]
     quality: np.ndarray
     times: np.ndarray
@@ -168,8 +169,15 @@ class Preprocessed:
     background: BackgroundModel
 
     @property
+    def crops(self) -> np.ndarray:
+        """(T, S, S) float32 in [0, 1], computed from :attr:`crops_u8` on each access."""
+        out = self.crops_u8.astype(np.float32)
+        out *= np.float32(1.0 / 255.0)
+        return out
+
+    @property
     def n_frames(self) -> int:
-        return int(self.crops.shape[0])
+        return int(self.crops_u8.shape[0])
 
     @property
     def fraction_no_mouse(self) -> float:
@@ -897,10 +905,8 @@ class _Tracker:
             "area": _fill(np.where(found, det[:, 5], np.nan)),
         }
         scalars = {k: np.nan_to_num(v) for k, v in scalars.items()}
-        crops_f = crops.astype(np.float32)
-        crops_f *= np.float32(1.0 / 255.0)
         return Preprocessed(
-            crops=crops_f,
+            crops_u8=crops,
             scalars=scalars,
             quality=quality,
             times=times,

@@ -155,12 +155,29 @@ def encode(
     model: FittedModel, frames: np.ndarray, kinematics: np.ndarray | None = None
 ) -> tuple[Tensor, Tensor]:
     """Recognition potentials (R, r), each (T, D) float64, for frames (T, H, W) and, for models
-    fitted with them, the session's kinematics (T, F)."""
-    x = observations(frames, kinematics, model.config)
+    fitted with them, the session's kinematics (T, F).
+
+    Frames are float in [0, 1] or uint8 (scaled by 1/255, as ``Features.crops_float`` does).
+    The observations are built block by block, so an hour of video never exists as a second
+    and third float copy (every step is per frame: the result is the same as all at once).
+    """
+    n = len(frames)
+    if kinematics is not None and model.config.kinematics and len(kinematics) != n:
+        # Blocks would not notice surplus rows; same message as observations().
+        raise ValueError(
+            f"kinematics must be ({n}, {model.config.kinematics}) for these frames, "
+            f"got {np.shape(kinematics)}"
+        )
     Rs, rs = [], []
     with torch.no_grad():
-        for i in range(0, x.shape[0], _ENCODE_BLOCK):
-            R, r = model.svae.recognize(x[i : i + _ENCODE_BLOCK].to(model.device))
+        for i in range(0, n, _ENCODE_BLOCK):
+            block = np.asarray(frames[i : i + _ENCODE_BLOCK])
+            if block.dtype == np.uint8:
+                block = block.astype(np.float32)
+                block /= np.float32(255.0)
+            kin = None if kinematics is None else kinematics[i : i + _ENCODE_BLOCK]
+            x = observations(block, kin, model.config)
+            R, r = model.svae.recognize(x.to(model.device))
             Rs.append(R)
             rs.append(r)
     return torch.cat(Rs), torch.cat(rs)
@@ -216,7 +233,8 @@ def segment_frames(
     max_sweeps: int = DEFAULT_SWEEPS,
     min_bout: int = DEFAULT_MIN_BOUT,
 ) -> Segmentation:
-    """Syllables of one session's preprocessed frames (T, H, W), float32 in [0, 1], and its
+    """Syllables of one session's preprocessed frames (T, H, W), float32 in [0, 1] (or the
+    uint8 crops of :class:`model.features.Features`, which saves their float copy), and its
     kinematics (T, F) from :func:`model.kinematics.from_scalars` if the model uses them.
 
     Labels are the Viterbi path, with bouts shorter than ``min_bout`` frames merged into a
