@@ -48,9 +48,13 @@ def test_chunked_matches_full_length_inference():
     # Recognition potentials: noisy observations of the true latents with precision 100.
     R = torch.full((T, 2), 100.0, dtype=torch.float64)
     r = R * torch.as_tensor(x + rng.normal(size=x.shape) / 10.0)
-    full = mean_field(R[None], r[None], ex, max_sweeps=8, tol=1e-6).gamma
     core, margin = 400, 64
-    chunked, path = infer_chunked(R, r, ex, core=core, margin=margin, max_sweeps=8, tol=1e-6)
+    # One thread, as segment_frames runs it: two threads spin-wait on a busy machine (30x).
+    with segment._one_cpu_thread(torch.device("cpu")):
+        full = mean_field(R[None], r[None], ex, max_sweeps=8, tol=1e-6).gamma
+        chunked, path = infer_chunked(
+            R, r, ex, core=core, margin=margin, max_sweeps=8, tol=1e-6
+        )
     _, layout = window_layout(T, core, margin)
     # Away from the window edges: frames at least `margin` from any window boundary that is
     # not the sequence boundary.
@@ -127,3 +131,18 @@ def test_segment_frames_leaves_the_thread_count_alone():
     assert torch.get_num_threads() == threads
     b = segment.segment_frames(model, (frames * 255).round().astype(np.uint8))
     assert a.syllable.shape == b.syllable.shape == (600,)
+
+
+def test_windows_in_batches_match_one_batch():
+    K, T = 3, 1200
+    z, x = sample_slds(T, states=K, latent_dim=2, seed=4)
+    ex = expectations(_true_globals(z, x, K))
+    rng = np.random.default_rng(1)
+    R = torch.full((T, 2), 100.0, dtype=torch.float64)
+    r = R * torch.as_tensor(x + rng.normal(size=x.shape) / 10.0)
+    kw = {"core": 150, "margin": 48, "max_sweeps": 8, "tol": 1e-6}
+    with segment._one_cpu_thread(torch.device("cpu")):
+        one, path_one = infer_chunked(R, r, ex, **kw)
+        few, path_few = infer_chunked(R, r, ex, **kw, max_windows=3)
+    assert (one - few).abs().max() < 1e-3
+    assert (path_one == path_few).float().mean() > 0.999
