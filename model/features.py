@@ -39,7 +39,9 @@ class Features:
 
     def crops_float(self) -> np.ndarray:
         """(T, S, S) float32 in [0, 1], what the model takes."""
-        return self.crops.astype(np.float32) / 255.0
+        out = self.crops.astype(np.float32)
+        out /= np.float32(255.0)  # in place: one float copy of an hour (450 MB), not two
+        return out
 
     def kinematics(self) -> np.ndarray:
         """(T, F) per-frame kinematics the model takes beside the crops."""
@@ -47,9 +49,8 @@ class Features:
 
 
 def from_preprocessed(pre: Preprocessed) -> Features:
-    crops = np.clip(np.rint(pre.crops * 255.0), 0, 255).astype(np.uint8)
     return Features(
-        crops=crops,
+        crops=pre.crops_u8,
         scalars={k: np.asarray(v, dtype=np.float64) for k, v in pre.scalars.items()},
         quality=np.asarray(pre.quality, dtype=np.int8),
         times=np.asarray(pre.times, dtype=np.float64),

@@ -12,7 +12,8 @@ always give the same labels.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,6 +31,9 @@ DEFAULT_SWEEPS = 6
 DEFAULT_TOL = 1e-2  # max |Δq(z_t)| between sweeps; labels are settled well before 1e-3
 DEFAULT_MIN_BOUT = 3
 _ENCODE_BLOCK = 4096
+# Windows per mean-field batch: 64 windows of 384 frames are 13.7 minutes at 30 fps, so a
+# video up to that length runs as one batch, and a longer one in batches of bounded memory.
+DEFAULT_MAX_WINDOWS = 64
 
 
 @dataclass
@@ -130,23 +134,33 @@ def infer_chunked(
     margin: int = DEFAULT_MARGIN,
     max_sweeps: int = DEFAULT_SWEEPS,
     tol: float = DEFAULT_TOL,
+    max_windows: int = DEFAULT_MAX_WINDOWS,
 ) -> tuple[Tensor, Tensor]:
     """Marginals and labels of one long sequence from potentials R, r (T, D) float64.
 
     Returns q(z) marginals (T, K) and the Viterbi path (T,) under the final node potentials:
     the most probable joint path, which does not flicker at transitions the way the per-frame
     argmax of the marginals can.
+
+    Windows run in batches of at most ``max_windows``: the smoother's working memory is
+    proportional to the batch (about 5 MB per window), so an hour of video no longer needs
+    1.3 GB for it. Each batch stops sweeping when its own marginals have settled to ``tol``.
     """
     n = r.shape[0]
     length, layout = window_layout(n, core, margin)
-    idx = torch.stack([torch.arange(s, s + length, device=r.device) for s, _, _ in layout])
-    mf = mean_field(R[idx], r[idx], ex, max_sweeps=max_sweeps, tol=tol)
-    paths = viterbi(ex.log_pi0, ex.log_trans, mf.log_lik)
-    gamma = torch.empty(n, mf.gamma.shape[-1], dtype=mf.gamma.dtype, device=mf.gamma.device)
-    labels = torch.empty(n, dtype=torch.long, device=mf.gamma.device)
-    for b, (start, k0, k1) in enumerate(layout):
-        gamma[k0:k1] = mf.gamma[b, k0 - start : k1 - start]
-        labels[k0:k1] = paths[b, k0 - start : k1 - start]
+    gamma: Tensor | None = None
+    labels = torch.empty(n, dtype=torch.long, device=r.device)
+    for g in range(0, len(layout), max(1, max_windows)):
+        group = layout[g : g + max(1, max_windows)]
+        idx = torch.stack([torch.arange(s, s + length, device=r.device) for s, _, _ in group])
+        mf = mean_field(R[idx], r[idx], ex, max_sweeps=max_sweeps, tol=tol)
+        paths = viterbi(ex.log_pi0, ex.log_trans, mf.log_lik)
+        if gamma is None:
+            gamma = torch.empty(n, mf.gamma.shape[-1], dtype=mf.gamma.dtype, device=r.device)
+        for b, (start, k0, k1) in enumerate(group):
+            gamma[k0:k1] = mf.gamma[b, k0 - start : k1 - start]
+            labels[k0:k1] = paths[b, k0 - start : k1 - start]
+    assert gamma is not None
     return gamma, labels
 
 
@@ -154,12 +168,29 @@ def encode(
     model: FittedModel, frames: np.ndarray, kinematics: np.ndarray | None = None
 ) -> tuple[Tensor, Tensor]:
     """Recognition potentials (R, r), each (T, D) float64, for frames (T, H, W) and, for models
-    fitted with them, the session's kinematics (T, F)."""
-    x = observations(frames, kinematics, model.config)
+    fitted with them, the session's kinematics (T, F).
+
+    Frames are float in [0, 1] or uint8 (scaled by 1/255, as ``Features.crops_float`` does).
+    The observations are built block by block, so an hour of video never exists as a second
+    and third float copy (every step is per frame: the result is the same as all at once).
+    """
+    n = len(frames)
+    if kinematics is not None and model.config.kinematics and len(kinematics) != n:
+        # Blocks would not notice surplus rows; same message as observations().
+        raise ValueError(
+            f"kinematics must be ({n}, {model.config.kinematics}) for these frames, "
+            f"got {np.shape(kinematics)}"
+        )
     Rs, rs = [], []
     with torch.no_grad():
-        for i in range(0, x.shape[0], _ENCODE_BLOCK):
-            R, r = model.svae.recognize(x[i : i + _ENCODE_BLOCK].to(model.device))
+        for i in range(0, n, _ENCODE_BLOCK):
+            block = np.asarray(frames[i : i + _ENCODE_BLOCK])
+            if block.dtype == np.uint8:
+                block = block.astype(np.float32)
+                block /= np.float32(255.0)
+            kin = None if kinematics is None else kinematics[i : i + _ENCODE_BLOCK]
+            x = observations(block, kin, model.config)
+            R, r = model.svae.recognize(x.to(model.device))
             Rs.append(R)
             rs.append(r)
     return torch.cat(Rs), torch.cat(rs)
@@ -186,6 +217,23 @@ def summarize(
     return Segmentation(labels, prob, post, bouts, trans, usage)
 
 
+@contextmanager
+def _one_cpu_thread(device: torch.device) -> Iterator[None]:
+    """Run torch's CPU ops on one thread inside. The mean field's ops act on (windows, 10, 10)
+    blocks, far too small to split across threads; with a second thread, every op pays for a
+    hand-off and, when another process keeps the cores busy, for spin-waiting workers: on two
+    shared cores 11 minutes of video took 115 s with two threads and 4 s with one."""
+    old = torch.get_num_threads()
+    if device.type != "cpu" or old == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
 def segment_frames(
     model: FittedModel,
     frames: np.ndarray,
@@ -198,7 +246,8 @@ def segment_frames(
     max_sweeps: int = DEFAULT_SWEEPS,
     min_bout: int = DEFAULT_MIN_BOUT,
 ) -> Segmentation:
-    """Syllables of one session's preprocessed frames (T, H, W), float32 in [0, 1], and its
+    """Syllables of one session's preprocessed frames (T, H, W), float32 in [0, 1] (or the
+    uint8 crops of :class:`model.features.Features`, which saves their float copy), and its
     kinematics (T, F) from :func:`model.kinematics.from_scalars` if the model uses them.
 
     Labels are the Viterbi path, with bouts shorter than ``min_bout`` frames merged into a
@@ -213,7 +262,7 @@ def segment_frames(
     R, r = encode(model, frames, kinematics)
     if progress:
         progress(0.3, "inferring syllables", {})
-    with torch.no_grad():
+    with torch.no_grad(), _one_cpu_thread(R.device):
         ex = model.svae.expectations()
         gamma, labels = infer_chunked(R, r, ex, core=core, margin=margin,
                                       max_sweeps=max_sweeps)

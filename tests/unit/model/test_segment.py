@@ -1,11 +1,14 @@
 """Segmentation of long sequences: chunked vs full-length inference (svae.md §7.9 test 7), bouts."""
 
 import numpy as np
+import pytest
 import torch
 
+from model import segment
+from model.artifact import FittedModel
 from model.priors import MNIWStats, SLDSStats, default_prior, expectations, svi_step
 from model.segment import bouts_from_labels, infer_chunked, summarize, window_layout
-from model.svae import mean_field
+from model.svae import SLDSSVAE, SVAEConfig, mean_field, observations
 from model.synthetic_slds import sample_slds
 
 
@@ -45,9 +48,13 @@ def test_chunked_matches_full_length_inference():
     # Recognition potentials: noisy observations of the true latents with precision 100.
     R = torch.full((T, 2), 100.0, dtype=torch.float64)
     r = R * torch.as_tensor(x + rng.normal(size=x.shape) / 10.0)
-    full = mean_field(R[None], r[None], ex, max_sweeps=8, tol=1e-6).gamma
     core, margin = 400, 64
-    chunked, path = infer_chunked(R, r, ex, core=core, margin=margin, max_sweeps=8, tol=1e-6)
+    # One thread, as segment_frames runs it: two threads spin-wait on a busy machine (30x).
+    with segment._one_cpu_thread(torch.device("cpu")):
+        full = mean_field(R[None], r[None], ex, max_sweeps=8, tol=1e-6).gamma
+        chunked, path = infer_chunked(
+            R, r, ex, core=core, margin=margin, max_sweeps=8, tol=1e-6
+        )
     _, layout = window_layout(T, core, margin)
     # Away from the window edges: frames at least `margin` from any window boundary that is
     # not the sequence boundary.
@@ -87,3 +94,55 @@ def test_bouts_and_summary():
     assert seg.transition_counts[1, 2] == 1 and seg.transition_counts.sum() == 3
     assert np.allclose(seg.usage, [3 / 8, 1 / 8, 4 / 8])
     assert list(seg.durations()) == [2, 3, 1, 2]
+
+
+def _small_model(kinematics: int = 0) -> FittedModel:
+    torch.manual_seed(0)
+    cfg = SVAEConfig(states=3, latent_dim=2, height=8, width=8, hidden=16, kinematics=kinematics,
+                     kin_mean=[0.5] * kinematics, kin_std=[2.0] * kinematics)
+    return FittedModel(cfg, SLDSSVAE(cfg), {})
+
+
+def test_encode_in_blocks_and_from_bytes_matches_all_at_once(monkeypatch):
+    model = _small_model(kinematics=4)
+    rng = np.random.default_rng(0)
+    crops = rng.integers(0, 256, size=(50, 8, 8), dtype=np.uint8)
+    frames = crops.astype(np.float32) / 255.0
+    kin = rng.normal(size=(50, 4)).astype(np.float32)
+    # Reference: observations of all frames at once, recognised in the same blocks (the
+    # network's matmuls round differently with the batch size).
+    x = observations(frames, kin, model.config)
+    with torch.no_grad():
+        parts = [model.svae.recognize(x[i : i + 7]) for i in range(0, 50, 7)]
+    R0, r0 = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+    monkeypatch.setattr(segment, "_ENCODE_BLOCK", 7)
+    for x in (frames, crops):
+        R, r = segment.encode(model, x, kin)
+        assert torch.equal(R, R0) and torch.equal(r, r0)
+    with pytest.raises(ValueError, match=r"\(50, 4\)"):
+        segment.encode(model, frames, np.concatenate([kin, kin[:6]]))
+
+
+def test_segment_frames_leaves_the_thread_count_alone():
+    model = _small_model()
+    frames = np.random.default_rng(1).random((600, 8, 8)).astype(np.float32)
+    threads = torch.get_num_threads()
+    a = segment.segment_frames(model, frames)
+    assert torch.get_num_threads() == threads
+    b = segment.segment_frames(model, (frames * 255).round().astype(np.uint8))
+    assert a.syllable.shape == b.syllable.shape == (600,)
+
+
+def test_windows_in_batches_match_one_batch():
+    K, T = 3, 1200
+    z, x = sample_slds(T, states=K, latent_dim=2, seed=4)
+    ex = expectations(_true_globals(z, x, K))
+    rng = np.random.default_rng(1)
+    R = torch.full((T, 2), 100.0, dtype=torch.float64)
+    r = R * torch.as_tensor(x + rng.normal(size=x.shape) / 10.0)
+    kw = {"core": 150, "margin": 48, "max_sweeps": 8, "tol": 1e-6}
+    with segment._one_cpu_thread(torch.device("cpu")):
+        one, path_one = infer_chunked(R, r, ex, **kw)
+        few, path_few = infer_chunked(R, r, ex, **kw, max_windows=3)
+    assert (one - few).abs().max() < 1e-3
+    assert (path_one == path_few).float().mean() > 0.999
