@@ -220,11 +220,13 @@ def mean_field(
     w_init: Tensor | None = None,
     max_sweeps: int = 10,
     tol: float = 1e-3,
+    settle_sweeps: int = 0,
 ) -> MeanField:
     """Block coordinate ascent on q(z) q(x) without gradients.
 
     R, r: (B, T, D) float64 recognition potentials. w_init: (B, T, K) starting q(z), or None to
-    start from the prior state occupancy. Stops when max |Δγ| < tol.
+    start from the prior state occupancy. Stops when max |Δγ| < tol, or (settle_sweeps > 0)
+    once no frame's most probable state has changed for that many sweeps in a row.
     Returns γ (B, T, K), the last HMM result, the number of sweeps and the last L (B, T, K).
     """
     B, T, _ = r.shape
@@ -239,6 +241,8 @@ def mean_field(
             w = w_init
         hmm = None
         sweeps = 0
+        settled = 0
+        labels = None
         for sweeps in range(1, max_sweeps + 1):  # noqa: B007 - sweeps is reported
             kal, _, _ = _smooth(R, r, w, ex)
             L = node_log_potentials(transition_moments(kal), ex.dynamics)
@@ -247,6 +251,14 @@ def mean_field(
             w = hmm.gamma
             if delta < tol:
                 break
+            if settle_sweeps > 0:
+                # Over a long video some frame's q(z) keeps moving in the third decimal long
+                # after every label has settled; segmenting only needs the labels.
+                new = w.argmax(-1)
+                settled = settled + 1 if labels is not None and torch.equal(new, labels) else 0
+                labels = new
+                if settled >= settle_sweeps:
+                    break
     assert hmm is not None
     return MeanField(w, hmm, sweeps, L)
 

@@ -53,7 +53,7 @@ def test_chunked_matches_full_length_inference():
     with segment._one_cpu_thread(torch.device("cpu")):
         full = mean_field(R[None], r[None], ex, max_sweeps=8, tol=1e-6).gamma
         chunked, path = infer_chunked(
-            R, r, ex, core=core, margin=margin, max_sweeps=8, tol=1e-6
+            R, r, ex, core=core, margin=margin, max_sweeps=8, tol=1e-6, settle_sweeps=0
         )
     _, layout = window_layout(T, core, margin)
     # Away from the window edges: frames at least `margin` from any window boundary that is
@@ -70,6 +70,25 @@ def test_chunked_matches_full_length_inference():
     agree = (chunked.argmax(-1).numpy() == z).mean()
     assert agree > 0.9, agree
     assert (path.numpy() == z).mean() > 0.9
+
+
+def test_sweeps_stop_when_labels_settle_with_the_same_labels():
+    """Segmenting stops sweeping once no label changes (default) and gives the labels that
+    sweeping until the marginals converge gives (all but a few ambiguous frames)."""
+    K, T = 3, 3000
+    z, x = sample_slds(T, states=K, latent_dim=2, seed=4)
+    ex = expectations(_true_globals(z, x, K))
+    rng = np.random.default_rng(1)
+    R = torch.full((T, 2), 100.0, dtype=torch.float64)
+    r = R * torch.as_tensor(x + rng.normal(size=x.shape) / 10.0)
+    with segment._one_cpu_thread(torch.device("cpu")):
+        full = mean_field(R[None], r[None], ex, max_sweeps=30, tol=1e-9)
+        quick = mean_field(R[None], r[None], ex, max_sweeps=30, tol=1e-9, settle_sweeps=1)
+        _, path_full = infer_chunked(R, r, ex, max_sweeps=30, tol=1e-9, settle_sweeps=0)
+        _, path_quick = infer_chunked(R, r, ex, max_sweeps=30, tol=1e-9)
+    assert quick.sweeps < full.sweeps
+    assert (quick.gamma.argmax(-1) == full.gamma.argmax(-1)).float().mean() > 0.995
+    assert (path_quick == path_full).float().mean() > 0.995
 
 
 def test_window_layout_covers_every_frame_once():
@@ -140,7 +159,7 @@ def test_windows_in_batches_match_one_batch():
     rng = np.random.default_rng(1)
     R = torch.full((T, 2), 100.0, dtype=torch.float64)
     r = R * torch.as_tensor(x + rng.normal(size=x.shape) / 10.0)
-    kw = {"core": 150, "margin": 48, "max_sweeps": 8, "tol": 1e-6}
+    kw = {"core": 150, "margin": 48, "max_sweeps": 8, "tol": 1e-6, "settle_sweeps": 0}
     with segment._one_cpu_thread(torch.device("cpu")):
         one, path_one = infer_chunked(R, r, ex, **kw)
         few, path_few = infer_chunked(R, r, ex, **kw, max_windows=3)
