@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from model.kinematics import from_scalars
-from model.preprocess import QUALITY_NAMES, SCALAR_NAMES, Preprocessed
+from model.preprocess import QUALITY_NAMES, SCALAR_NAMES, Preprocessed, unit_float
 
 FORMAT_VERSION = 1
 
@@ -39,9 +39,7 @@ class Features:
 
     def crops_float(self) -> np.ndarray:
         """(T, S, S) float32 in [0, 1], what the model takes."""
-        out = self.crops.astype(np.float32)
-        out /= np.float32(255.0)  # in place: one float copy of an hour (450 MB), not two
-        return out
+        return unit_float(self.crops)
 
     def kinematics(self) -> np.ndarray:
         """(T, F) per-frame kinematics the model takes beside the crops."""

@@ -192,8 +192,11 @@ def encode(
         for i in range(0, n, _ENCODE_BLOCK):
             block = np.asarray(frames[i : i + _ENCODE_BLOCK])
             if block.dtype == np.uint8:
-                block = block.astype(np.float32)
-                block /= np.float32(255.0)
+                # uint8 crops come from preprocessing, so this import costs nothing then; the
+                # module stays free of OpenCV and PyAV for float callers.
+                from model.preprocess import unit_float
+
+                block = unit_float(block)
             kin = None if kinematics is None else kinematics[i : i + _ENCODE_BLOCK]
             x = observations(block, kin, model.config)
             R, r = model.svae.recognize(x.to(model.device))
