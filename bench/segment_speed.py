@@ -3,7 +3,9 @@
     python bench/segment_speed.py            # 11-minute 640x480 video (the tracktor clip x2)
     python bench/segment_speed.py --copies 11  # about an hour (110k frames): peak memory
 
-Baseline, in the same process: merely decoding the file (the physical floor). The pipeline
+Baseline, in the same process: merely decoding the file (the physical floor), every frame with
+the deblocking filter, the faster of FFmpeg's threading and one thread. Preprocessing decodes
+with one thread beside its tracker and without deblocking; that decode alone is printed too. The pipeline
 is what `syllabary segment` does: decode, preprocess (mouse track, egocentric crops), infer
 syllables with a fitted model, write the ethogram and bouts CSVs.
 Bars (issue 3): segmenting takes at most 2x the decoding time; an hour stays under 4 GiB.
@@ -36,18 +38,32 @@ sys.path.insert(0, str(REPO))
 from model.artifact import FittedModel
 from model.ethogram import bouts_chunks, ethogram_chunks
 from model.features import from_preprocessed
-from model.preprocess import preprocess_video
+from model.preprocess import _decode_threads, preprocess_video
 from model.segment import segment_frames
 from model.train import fit_model
+from model.video import iter_frames
 
 
-def decode_only(path: Path) -> tuple[int, float]:
+def decode_only(path: Path, threads: int = 0) -> tuple[int, float]:
+    """A plain decode of every frame, deblocking included; ``threads`` 0 is FFmpeg's choice
+    (frame threads on every core). The baseline is the faster of that and one thread: on two
+    cores frame threading is not always the faster."""
     t0 = time.perf_counter()
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
+        if threads:
+            stream.codec_context.thread_count = threads
         n = sum(1 for _ in container.decode(stream))
     return n, time.perf_counter() - t0
+
+
+def decode_as_preprocessing(path: Path) -> float:
+    """For reference, not the bar: the decode that preprocessing runs (one thread beside the
+    tracker, no deblocking filter) on its own."""
+    t0 = time.perf_counter()
+    sum(1 for _ in iter_frames(path, luma=True, deblock=False, threads=_decode_threads()))
+    return time.perf_counter() - t0
 
 
 def _cpu() -> float:
@@ -83,8 +99,11 @@ def main() -> None:
         print(f"(model fitted in {time.perf_counter() - t0:.0f} s, not counted)")
 
         c0 = _cpu()
-        n, t_decode = decode_only(video)
+        n, t_auto = decode_only(video)
         c_decode = _cpu() - c0
+        _, t_one = decode_only(video, threads=1)
+        t_decode = min(t_auto, t_one)
+        t_own_decode = decode_as_preprocessing(video)
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         c0 = _cpu()
         t0 = time.perf_counter()
@@ -119,7 +138,14 @@ def main() -> None:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     minutes = n / 30 / 60
     print(f"video: {n} frames 640x480 ({minutes:.1f} min)")
-    print(f"  decode only (baseline): {t_decode:7.1f} s  (CPU {c_decode:.1f} s)")
+    print(
+        f"  decode only (baseline): {t_decode:7.1f} s  (FFmpeg's threads {t_auto:.1f} s, "
+        f"CPU {c_decode:.1f} s; one thread {t_one:.1f} s)"
+    )
+    print(
+        f"  (preprocessing's own decode, {_decode_threads()} thread(s), no deblocking: "
+        f"{t_own_decode:.1f} s alone)"
+    )
     print(
         f"  segment end to end:     {total:7.1f} s  (preprocess {t_pre:.1f}, infer {t_infer:.1f}, "
         f"CSVs {t_csv:.1f}; CPU {c_total:.1f} s)"

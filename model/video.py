@@ -250,11 +250,23 @@ def _frame_rate(stream: Any) -> float:
     return 0.0
 
 
+def skip_deblocking(codec: Any) -> None:
+    """Tell a decoder not to run its deblocking (loop) filter: H.264 and HEVC decode about 25%
+    faster (tracktor clip: 5.1 instead of 6.8 CPU seconds for 11 minutes), pixels differ by a
+    third of a grey level on average, at 8x8 block edges. Preprocessing finds a mouse of
+    thousands of pixels and area-averages its crop, so it does not need the filter; the video
+    people watch is decoded with it. A generic decoder option: codecs without such a filter
+    (MJPEG, MPEG-4 part 2) ignore it. Call before the first frame is decoded."""
+    codec.options = {**codec.options, "skip_loop_filter": "all"}
+
+
 def iter_frames(
     path: str | os.PathLike[str],
     *,
     gray: bool = True,
     luma: bool = False,
+    deblock: bool = True,
+    threads: int = 0,
 ) -> Iterator[tuple[int, float, np.ndarray]]:
     """Yield ``(frame_index, time_s, image)`` for every decoded frame, in order.
 
@@ -266,12 +278,19 @@ def iter_frames(
     conversion: about 3x faster than ``gray`` (whose swscale range conversion costs more than
     decoding), but in the file's video range (often 16-235). Meant for preprocessing, which
     normalises contrast itself. Formats without an 8-bit luma plane fall back to ``gray``.
+
+    ``deblock=False`` skips the decoder's in-loop deblocking filter (see :func:`skip_deblocking`).
+    ``threads``: decoder threads (0: FFmpeg's choice, about one per core).
     """
     p = Path(path)
     container = _open(p)
     try:
         stream = _video_stream(container, p.name)
         stream.thread_type = "AUTO"
+        if threads > 0:
+            stream.codec_context.thread_count = threads
+        if not deblock:
+            skip_deblocking(stream.codec_context)
         fps = _frame_rate(stream) or 30.0
         fmt = "gray" if gray else "rgb24"
         t0: float | None = None
