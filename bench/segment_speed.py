@@ -5,9 +5,9 @@
 
 Baseline, in the same process: merely decoding the file (the physical floor), every frame with
 the deblocking filter, the faster of FFmpeg's threading and one thread. Preprocessing decodes
-with one thread beside its tracker and without deblocking; that decode alone is printed too. The pipeline
-is what `syllabary segment` does: decode, preprocess (mouse track, egocentric crops), infer
-syllables with a fitted model, write the ethogram and bouts CSVs.
+with one thread beside its tracker and without deblocking; that decode alone is printed too.
+The pipeline is what `syllabary segment` does: decode, preprocess (mouse track, egocentric
+crops), infer syllables with a fitted model, write the ethogram and bouts CSVs.
 Bars (issue 3): segmenting takes at most 2x the decoding time; an hour stays under 4 GiB.
 
 The model is fitted (on the original clip, not timed) in a child process and loaded from disk,

@@ -154,20 +154,26 @@ def transition_moments(kal: KalmanResult) -> TransitionMoments:
     return TransitionMoments(Eprev, Ecross, Exx[:, 1:])
 
 
-def node_log_potentials(mom: TransitionMoments, dyn: MNIWExpectations) -> Tensor:
+def node_log_potentials(kal: KalmanResult, dyn: MNIWExpectations) -> Tensor:
     """L (B, T, K): L_{t,k} = E_{q(x),q(θ)} log N(x_t | A_k x̃_{t-1}, Q_k) for t ≥ 2, L_{1,k} = 0.
 
     The first frame's term is 0 because the initial state's NIW is shared by all states.
-    """
+    Computed from the smoothed marginals block by block (E[x̃ x̃ᵀ] = [[E xxᵀ, E x], [E xᵀ, 1]]
+    for x̃ = [x; 1]) rather than from :func:`transition_moments`: building those (B, T, 331)
+    moments took a fifth of each mean-field sweep as one big copy; the values are the same."""
     K, D = dyn.EQi.shape[0], dyn.EQi.shape[-1]
-    feats = torch.cat(
-        [mom.Enext.flatten(-2), mom.Ecross.flatten(-2), mom.Eprev.flatten(-2)], dim=-1
-    )
-    table = torch.cat(
-        [-0.5 * dyn.EQi.reshape(K, -1), dyn.EQiA.reshape(K, -1), -0.5 * dyn.EAtQiA.reshape(K, -1)],
-        dim=1,
-    )
-    L = feats @ table.T + (0.5 * dyn.Elogdet - 0.5 * D * _LOG_2PI)
+    Exx, Exn = second_moments(kal)
+    W = -0.5 * dyn.EAtQiA  # (K, D+1, D+1), symmetric
+    V = dyn.EQiA  # (K, D, D+1)
+    # E xxᵀ enters as x_t (with -½E[Q⁻¹]) and as x_{t-1} (with W's D x D block).
+    quad = Exx.flatten(-2) @ torch.cat(
+        [(-0.5 * dyn.EQi).reshape(K, -1), W[:, :D, :D].reshape(K, -1)]
+    ).T
+    lin = kal.mean @ torch.cat([V[:, :, D], 2.0 * W[:, :D, D]], dim=0).T
+    # E[x_t x_{t-1}ᵀ] = Exnᵀ against E[Q⁻¹A]'s D x D block: transpose the table, not the data.
+    cross = Exn.flatten(-2) @ V[:, :, :D].transpose(-1, -2).reshape(K, -1).T
+    const = W[:, D, D] + 0.5 * dyn.Elogdet - 0.5 * D * _LOG_2PI
+    L = quad[:, 1:, :K] + quad[:, :-1, K:] + lin[:, 1:, :K] + lin[:, :-1, K:] + cross + const
     first = L.new_zeros(L.shape[0], 1, K)
     return torch.cat([first, L], dim=1)
 
@@ -245,7 +251,7 @@ def mean_field(
         labels = None
         for sweeps in range(1, max_sweeps + 1):  # noqa: B007 - sweeps is reported
             kal, _, _ = _smooth(R, r, w, ex)
-            L = node_log_potentials(transition_moments(kal), ex.dynamics)
+            L = node_log_potentials(kal, ex.dynamics)
             hmm = forward_backward(ex.log_pi0, ex.log_trans, L)
             delta = (hmm.gamma - w).abs().max().item()
             w = hmm.gamma
@@ -281,7 +287,7 @@ def local_posterior(
     gamma, hmm, sweeps, _ = mean_field(R.detach(), r.detach(), ex, w_init=w_init,
                                        max_sweeps=max_sweeps, tol=tol)
     kal, _, log_zx = _smooth(R, r, gamma, ex, num_samples=num_samples, generator=generator)
-    L = node_log_potentials(transition_moments(kal), ex.dynamics)
+    L = node_log_potentials(kal, ex.dynamics)
     log_zz = log_normalizer(ex.log_pi0, ex.log_trans, L)
     kl = psi_expectation(R, r, kal) - log_zx + (gamma * L).sum((1, 2)) - log_zz
     return LocalPosterior(gamma, hmm.pair_counts, kal, L, kl, sweeps)

@@ -5,8 +5,15 @@ import math
 
 import torch
 
+from model.kalman import KalmanResult
 from model.priors import MNIWStats, SLDSStats, default_prior, expectations, svi_step
-from model.svae import SLDSSVAE, SVAEConfig, local_posterior, sufficient_stats
+from model.svae import (
+    SLDSSVAE,
+    SVAEConfig,
+    local_posterior,
+    node_log_potentials,
+    sufficient_stats,
+)
 
 torch.set_default_dtype(torch.float64)
 
@@ -245,3 +252,35 @@ def test_stage_b_finds_regions_seen_only_in_the_kinematics():
     assert adjusted_rand_score(z, gamma.argmax(-1).reshape(-1).numpy()) < 0.2
     with pytest.raises(ValueError, match="scale"):
         fit_sticky_ghmm(noise, 10, scale="unit")
+
+
+def test_node_log_potentials_match_the_expected_log_density_term_by_term():
+    """L_{t,k} = -½tr(E[Q⁻¹] E xₜxₜᵀ) + tr(E[Q⁻¹A]ᵀ E xₜx̃ₜ₋₁ᵀ) - ½tr(E[AᵀQ⁻¹A] E x̃ₜ₋₁x̃ₜ₋₁ᵀ)
+    + ½E log|Q⁻¹| - D/2 log 2π, written out per frame with x̃ = [x; 1] (the fast version sums
+    the blocks of x̃ separately)."""
+    K, D, B, T = 3, 2, 2, 5
+    dyn = expectations(_random_globals(K, D, seed=4)).dynamics
+    gen = torch.Generator().manual_seed(5)
+    mean = torch.randn(B, T, D, generator=gen)
+    a = torch.randn(B, T, D, D, generator=gen)
+    cov = a @ a.transpose(-1, -2) + 0.1 * torch.eye(D)
+    cross = 0.3 * torch.randn(B, T - 1, D, D, generator=gen)
+    kal = KalmanResult(mean, cov, cross, torch.zeros(B), None)
+    L = node_log_potentials(kal, dyn)
+    assert L.shape == (B, T, K) and torch.all(L[:, 0] == 0)
+    one = torch.ones(1)
+    for b, t, k in itertools.product(range(B), range(1, T), range(K)):
+        prev = torch.cat([mean[b, t - 1], one])
+        Eprev = torch.outer(prev, prev)
+        Eprev[:D, :D] += cov[b, t - 1]
+        Ecross = torch.outer(mean[b, t], prev)  # E[x_t x̃_{t-1}ᵀ]
+        Ecross[:, :D] += cross[b, t - 1].T  # cross is Cov[x_{t-1}, x_t]
+        Enext = torch.outer(mean[b, t], mean[b, t]) + cov[b, t]
+        want = (
+            -0.5 * torch.trace(dyn.EQi[k] @ Enext)
+            + torch.trace(dyn.EQiA[k].T @ Ecross)
+            - 0.5 * torch.trace(dyn.EAtQiA[k] @ Eprev)
+            + 0.5 * dyn.Elogdet[k]
+            - 0.5 * D * math.log(2 * math.pi)
+        )
+        assert torch.isclose(L[b, t, k], want, rtol=1e-10, atol=1e-10)
