@@ -33,7 +33,7 @@ migrate: $(STAMP)
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy app worker
+	$(BIN)/mypy app worker model
 
 # Debian's Chromium for the browser tests (tests/e2e); Playwright's own download is never used.
 browser:

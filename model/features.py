@@ -76,7 +76,7 @@ def save(features: Features, path: str | os.PathLike[str]) -> None:
         quality=features.quality,
         times=features.times,
         meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
-        **arrays,
+        **arrays,  # type: ignore[arg-type]  # numpy's stub takes these for its flags
     )
     os.replace(tmp, path)
 
@@ -121,8 +121,9 @@ def _mmap_member(path: Path, member: str) -> np.ndarray:
         name_len = int.from_bytes(local[26:28], "little")
         extra_len = int.from_bytes(local[28:30], "little")
         offset = info.header_offset + 30 + name_len + extra_len + header_len
-    order = "F" if fortran else "C"
-    return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape, order=order)
+    return np.memmap(
+        path, dtype=dtype, mode="r", offset=offset, shape=shape, order="F" if fortran else "C"
+    )
 
 
 __all__ = ["SCALAR_NAMES", "Features", "from_preprocessed", "load", "save"]

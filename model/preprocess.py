@@ -41,7 +41,7 @@ import math
 import os
 import queue
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -244,7 +244,7 @@ def _blobs(
     return contours[best], sum(a >= limit for a in areas)
 
 
-def _touches(rect: tuple[int, int, int, int], w: int, h: int, cut: tuple[bool, ...]) -> bool:
+def _touches(rect: Sequence[int], w: int, h: int, cut: tuple[bool, ...]) -> bool:
     bx, by, bw, bh = rect
     left, top, right, bottom = cut
     return (

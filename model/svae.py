@@ -296,7 +296,9 @@ def local_posterior(
 def sufficient_stats(post: LocalPosterior) -> SLDSStats:
     """Detached expected sufficient statistics of θ summed over the batch (svae.md §7.5)."""
     with torch.no_grad():
-        kal = KalmanResult(*(x.detach() if x is not None else None for x in post.kalman))
+        k = post.kalman
+        kal = KalmanResult(k.mean.detach(), k.cov.detach(), k.cross.detach(), k.log_z.detach(),
+                           None if k.sample is None else k.sample.detach())
         mom = transition_moments(kal)
         w_next = post.gamma[:, 1:]
         dyn = MNIWStats(

@@ -23,6 +23,7 @@ import math
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -476,9 +477,13 @@ def write_video(
     slower than for real recordings, which would flatter any speed ratio against decoding.
     """
     n = 0
-    rate = round(fps) if abs(fps - round(fps)) < 1e-6 else fps
+    rate = (
+        Fraction(round(fps))
+        if abs(fps - round(fps)) < 1e-6
+        else Fraction(fps).limit_denominator(1001)
+    )
     with av.open(str(path), "w") as container:
-        stream = None
+        stream: av.video.stream.VideoStream | None = None
         for image in frames:
             h, w = image.shape
             if stream is None:

@@ -367,7 +367,9 @@ def _gauss_loglik(F: torch.Tensor, mean: torch.Tensor, cov: torch.Tensor) -> tor
     return (-0.5 * (z**2).sum(1) - 0.5 * (logdet + d * math.log(2 * math.pi))[:, None]).T
 
 
-def _gauss_moments(F: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, ...]:
+def _gauss_moments(
+    F: torch.Tensor, w: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Weighted counts (K,), sums (K, d) and sums of outer products (K, d, d)."""
     return w.sum(0), w.T @ F, torch.einsum("mk,mi,mj->kij", w, F, F)
 
