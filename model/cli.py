@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from tqdm import tqdm
 
 from model.video import VideoError
 
+if TYPE_CHECKING:  # the engine's heavy modules load only when a command runs
+    from model.features import Features
 
-def _preprocess(video: Path, crop_size: int, bar: tqdm) -> object:
+
+def _preprocess(video: Path, crop_size: int, bar: tqdm) -> Features:
     from model.features import from_preprocessed
     from model.preprocess import preprocess_video
 
@@ -52,7 +56,7 @@ def fit(
         for video in videos:
             features.append(_preprocess(video, crop_size, bar))
             bar.update(1)
-    fps = float(features[0].fps)  # type: ignore[attr-defined]
+    fps = float(features[0].fps)
     with tqdm(
         total=1000, desc="fitting", bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}"
     ) as bar:
@@ -63,8 +67,8 @@ def fit(
             bar.refresh()
 
         model = fit_model(
-            [f.crops_float() for f in features],  # type: ignore[attr-defined]
-            [f.kinematics() for f in features],  # type: ignore[attr-defined]
+            [f.crops_float() for f in features],
+            [f.kinematics() for f in features],
             states=states,
             epochs=epochs,
             seed=seed,
@@ -94,25 +98,28 @@ def segment(videos: tuple[Path, ...], model_dir: Path, out_dir: Path) -> None:
         for video in videos:
             features = _preprocess(video, crop, bar)
             seg = segment_frames(
-                fitted, features.crops_float(), features.kinematics(),  # type: ignore[attr-defined]
+                # uint8 crops: segmenting converts them block by block, no float copy of all.
+                fitted,
+                features.crops,
+                features.kinematics(),
                 keep_posterior=False,
             )
-            quality = [features.quality_names[q] for q in features.quality]  # type: ignore[attr-defined]
+            quality = [features.quality_names[q] for q in features.quality]
             with (out_dir / f"{video.stem}.ethogram.csv").open("w", newline="") as fh:
                 for chunk in ethogram_chunks(
                     syllable=seg.syllable,
                     probability=seg.probability,
-                    times=features.times,  # type: ignore[attr-defined]
+                    times=features.times,
                     names=names,
-                    scalars=features.scalars,  # type: ignore[attr-defined]
+                    scalars=features.scalars,
                     quality=quality,
                 ):
                     fh.write(chunk)
             with (out_dir / f"{video.stem}.bouts.csv").open("w", newline="") as fh:
                 for chunk in bouts_chunks(
                     bouts=seg.bouts,
-                    times=features.times,  # type: ignore[attr-defined]
-                    fps=features.fps,  # type: ignore[attr-defined]
+                    times=features.times,
+                    fps=features.fps,
                     names=names,
                 ):
                     fh.write(chunk)

@@ -299,7 +299,7 @@ def handle_segment(ctx: JobContext) -> ResultWriter:
     features = load(storage.abspath(session.features_path))
     seg = segment_frames(
         fitted,
-        features.crops_float(),
+        features.crops,  # uint8, memory-mapped: converted block by block, no float copy
         features.kinematics(),
         keep_posterior=False,
         progress=lambda f, m, _metrics: ctx.progress(0.05 + 0.9 * f, m),
