@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from app.core.config import Settings
 from app.core.db import utcnow
@@ -42,7 +42,11 @@ def get_experiment_or_raise(db: Session, experiment_id: int) -> Experiment:
 
 
 def get_session_or_raise(db: Session, session_id: int) -> VideoSession:
-    session = db.get(VideoSession, session_id)
+    # The jobs come in the same statement as the session: loaded lazily afterwards, they could
+    # show a job that finished after the session's columns were read, i.e. "ready" without the
+    # results that job wrote (each statement reads the latest commit, on SQLite and on
+    # PostgreSQL's read committed alike).
+    session = db.get(VideoSession, session_id, options=[joinedload(VideoSession.jobs)])
     if session is None:
         raise NotFound(f"Session {session_id} does not exist.")
     return session
