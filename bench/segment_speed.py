@@ -38,10 +38,9 @@ sys.path.insert(0, str(REPO))
 from model.artifact import FittedModel
 from model.ethogram import bouts_chunks, ethogram_chunks
 from model.features import from_preprocessed
-from model.preprocess import _decode_threads, preprocess_video
+from model.preprocess import _decode_threads, preprocess_video, tracking_frames
 from model.segment import segment_frames
 from model.train import fit_model
-from model.video import iter_frames
 
 
 def decode_only(path: Path, threads: int = 0) -> tuple[int, float]:
@@ -62,7 +61,7 @@ def decode_as_preprocessing(path: Path) -> float:
     """For reference, not the bar: the decode that preprocessing runs (one thread beside the
     tracker, no deblocking filter) on its own."""
     t0 = time.perf_counter()
-    sum(1 for _ in iter_frames(path, luma=True, deblock=False, threads=_decode_threads()))
+    sum(1 for _ in tracking_frames(path))
     return time.perf_counter() - t0
 
 

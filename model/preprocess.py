@@ -947,9 +947,7 @@ def preprocess_video(
     fps = _file_fps(p)
     tracker = _Tracker(model, crop_size, n_packets + 16)
     with _opencv_threads(1):
-        for i, time_s, frame in _prefetch(
-            iter_frames(p, luma=True, deblock=False, threads=_decode_threads())
-        ):
+        for i, time_s, frame in _prefetch(tracking_frames(p)):
             tracker.step(time_s, frame)
             if progress is not None and (i + 1) % 500 == 0:
                 progress(i + 1, n_packets)
@@ -1015,6 +1013,12 @@ def _opencv_threads(n: int) -> Iterator[None]:
         yield
     finally:
         cv2.setNumThreads(old)
+
+
+def tracking_frames(path: str | os.PathLike[str]) -> Iterator[tuple[int, float, np.ndarray]]:
+    """The frames pass 2 tracks, decoded as it decodes them: luma plane, no deblocking filter,
+    :func:`_decode_threads` decoder threads."""
+    return iter_frames(path, luma=True, deblock=False, threads=_decode_threads())
 
 
 def _decode_threads() -> int:
