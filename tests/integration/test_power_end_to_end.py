@@ -1,10 +1,17 @@
-"""Power of the whole product on a planted drug effect: synthetic videos of 5 control and 5
+"""Power of the whole product on a planted drug effect: synthetic videos of 6 control and 6
 drug animals go through upload, ingest, fit and segmentation by a real worker, and the
-comparison API must flag the syllables of exactly the behaviours the drug changed.
+comparison API must flag a syllable of each behaviour the drug changed, moving the planted
+way, and no syllable of a behaviour whose true share of time did not move that way.
 
 The drug cohort's behaviour generator enters running and rearing 2.5x as often and grooming a
 fifth as often; every other behaviour's share of time moves by at most ~11% (a side effect of
 usage being a fraction of time), the planted ones by 74% or more.
+
+Six animals a cohort, not five: with five, the smallest exact permutation p-value is 2/252, and
+a planted syllable whose usage overlaps between cohorts by one animal (Mann-Whitney p = 4/252) is
+flagged or not depending on how many other syllables share the smallest p in the
+Benjamini-Hochberg step; that made this test pass or fail with the last bits of the fit. With
+six, 924 relabellings leave room for one overlapping animal.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from scipy.stats import mannwhitneyu
 
 from model.synth import BEHAVIOURS, read_truth, write_dataset
 from tests.conftest import backend_env, wait_for
@@ -23,7 +31,7 @@ from tests.conftest import backend_env, wait_for
 pytestmark = pytest.mark.slow
 
 PLANTED = {"run": 2.5, "rear": 2.5, "groom": 0.2}
-ANIMALS = 5
+ANIMALS = 6
 SECONDS = 120.0
 
 
@@ -51,6 +59,7 @@ def test_planted_drug_effect_is_found_end_to_end(make_app, workers, tmp_path: Pa
     client = make_app(env)
     eid = client.post("/api/experiments", json={"name": "Planted effect"}).json()["id"]
     truth_of: dict[int, np.ndarray] = {}
+    drug_ids: set[int] = set()
     for cohort, pairs in cohorts.items():
         for i, (video, truth_csv) in enumerate(pairs):
             with open(video, "rb") as fh:
@@ -61,6 +70,8 @@ def test_planted_drug_effect_is_found_end_to_end(make_app, workers, tmp_path: Pa
                 )
             assert r.status_code == 201, r.text
             truth_of[r.json()["id"]] = read_truth(truth_csv)[0]
+            if cohort == "drug":
+                drug_ids.add(r.json()["id"])
     workers.start(env)
     wait_for(lambda: _all_done(client, eid, {"probe", "ingest"}), timeout=600, what="ingest")
     fit = client.post(f"/api/experiments/{eid}/fit", json={"states": 40})
@@ -89,29 +100,44 @@ def test_planted_drug_effect_is_found_end_to_end(make_app, workers, tmp_path: Pa
     behaviour_of = {s: BEHAVIOURS[int(v.argmax())] for s, v in overlap.items()}
 
     result = client.get(f"/api/experiments/{eid}/comparison?cohorts=control,drug").json()
-    flagged: dict[str, set[str]] = {}
-    for s in result["syllables"]:
-        if s["significant"]:
-            flagged.setdefault(behaviour_of[s["index"]], set()).add(s["direction"])
-    expected = {b: {"up" if w > 1 else "down"} for b, w in PLANTED.items()}
+    planted_way = {b: "up" if w > 1 else "down" for b, w in PLANTED.items()}
+    share = {s: v / v.sum() for s, v in overlap.items()}
+    significant = [s for s in result["syllables"] if s["significant"]]
     report = {
-        "flagged": flagged,
-        "syllables": {
-            s["index"]: (
-                behaviour_of.get(s["index"]),
-                s["q_value"],
-                s["direction"],
-                {
-                    BEHAVIOURS[b]: round(float(v / overlap[s["index"]].sum()), 2)
-                    for b, v in enumerate(overlap.get(s["index"], np.zeros(len(BEHAVIOURS))))
-                    if v > 0.1 * overlap[s["index"]].sum()
-                },
-            )
-            for s in result["syllables"]
-            if s["tested"]
-        },
+        s["index"]: (
+            behaviour_of.get(s["index"]),
+            round(s["q_value"], 4),
+            s["direction"],
+            {BEHAVIOURS[b]: round(float(f), 2) for b, f in enumerate(share[s["index"]]) if f > 0.1},
+        )
+        for s in result["syllables"]
+        if s["tested"]
     }
-    assert flagged == expected, report
+    # Each planted behaviour is found: a significant syllable made mostly of it moves the
+    # planted way.
+    missed = [
+        b
+        for b, way in planted_way.items()
+        if not any(behaviour_of[s["index"]] == b and s["direction"] == way for s in significant)
+    ]
+    # No false alarm: a significant syllable made mostly (80%+) of one behaviour moves the way
+    # that behaviour's true share of time moved (Mann-Whitney on the ground truth, p <= 0.05).
+    # Not only the planted behaviours move: the others lose or gain a little time, and six
+    # animals a cohort can detect that. Mixed syllables are judged by the planted check only.
+    true_share = {
+        sid: np.bincount(t, minlength=len(BEHAVIOURS)) / len(t) for sid, t in truth_of.items()
+    }
+    unexplained = []
+    for s in significant:
+        b = int(share[s["index"]].argmax())
+        if share[s["index"]][b] < 0.8:
+            continue
+        drug = [true_share[i][b] for i in truth_of if i in drug_ids]
+        control = [true_share[i][b] for i in truth_of if i not in drug_ids]
+        way = "greater" if s["direction"] == "up" else "less"
+        if mannwhitneyu(drug, control, alternative=way).pvalue > 0.05:
+            unexplained.append(s["index"])
+    assert not missed and not unexplained, (missed, unexplained, report)
     fingerprint = result["fingerprint"]
     assert fingerprint["ran"], fingerprint
     assert fingerprint["accuracy"] > fingerprint["chance"], fingerprint
