@@ -10,7 +10,7 @@ usage being a fraction of time), the planted ones by 74% or more.
 Six animals a cohort, not five: with five, the smallest exact permutation p-value is 2/252, and
 a planted syllable whose usage overlaps between cohorts by one animal (Mann-Whitney p = 4/252) is
 flagged or not depending on how many other syllables share the smallest p in the
-Benjamini-Hochberg step; that made this test pass or fail with the last bits of the fit. With
+Benjamini-Hochberg step; small changes in the fit made this test pass or fail. With
 six, 924 relabellings leave room for one overlapping animal.
 """
 
