@@ -129,7 +129,7 @@ def test_planted_drug_effect_is_found_end_to_end(make_app, workers, tmp_path: Pa
     }
     unexplained = []
     for s in significant:
-        b = int(share[s["index"]].argmax())
+        b = BEHAVIOURS.index(behaviour_of[s["index"]])
         if share[s["index"]][b] < 0.8:
             continue
         drug = [true_share[i][b] for i in truth_of if i in drug_ids]
