@@ -306,3 +306,63 @@ def test_fit_is_reproducible():
     assert len(first) == len(again) > 10
     assert all(torch.equal(x, y) for x, y in zip(first, again, strict=True))
     assert not all(torch.equal(x, y) for x, y in zip(first, other, strict=True))
+
+
+def test_short_lived_states_are_the_passages_between_syllables():
+    """A state whose bouts last 2 frames between 20-frame syllables is a passage: it is the one
+    picked, and never so many that fewer than ``min_states`` stay in use."""
+    import numpy as np
+
+    from model.train import _short_lived_states
+
+    one = np.concatenate([[0] * 20, [1] * 2, [2] * 20, [3] * 3, [0] * 20, [1] * 2, [2] * 15])
+    assert _short_lived_states([one, one], 6, 6.0, 1) == [1, 3]
+    assert _short_lived_states([one], 6, 6.0, 3) == [1]
+    assert _short_lived_states([one], 6, 6.0, 4) == []
+    assert _short_lived_states([one], 6, 0.0, 1) == []
+
+
+def test_switched_off_state_is_never_entered():
+    """Even where a switched-off state explains the frames best, q(z) gives it no weight."""
+    from model.hmm import forward_backward
+    from model.priors import default_prior, dirichlet_expected_log
+    from model.train import _switch_off
+
+    params = _switch_off(default_prior(3, 2), [2])
+    log_pi0 = dirichlet_expected_log(params.init)
+    log_trans = dirichlet_expected_log(params.trans)
+    assert torch.isfinite(log_trans).all() and float(log_trans[:, 2].max()) < -1e6
+    ll = torch.zeros(1, 30, 3, dtype=torch.float64)
+    ll[..., 2] = 20.0  # state 2 fits every frame by far the best
+    gamma = forward_backward(log_pi0, log_trans, ll).gamma
+    assert float(gamma[..., 2].max()) < 1e-12
+    assert torch.allclose(gamma.sum(-1), torch.ones(1, 30, dtype=torch.float64))
+
+
+def test_frame_pretraining_encodes_the_pose():
+    """Frame-by-frame VAE pretraining (before the dynamics) leaves an encoder whose means
+    carry both factors that make the frames, each linearly readable (R² > 0.9)."""
+    import numpy as np
+
+    from model.svae import SLDSSVAE, SVAEConfig
+    from model.train import _pretrain_frames
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    pose = rng.uniform(-1, 1, size=(1024, 2))
+    grid = np.linspace(-1, 1, 8)
+    gx, gy = np.meshgrid(grid, grid)
+    # A blob whose position on the 8x8 crop is the pose.
+    frames = np.exp(-((gx[None] - 0.6 * pose[:, :1, None]) ** 2
+                      + (gy[None] - 0.6 * pose[:, 1:, None]) ** 2) / 0.1)
+    data = torch.as_tensor(frames.reshape(16, 64, 64), dtype=torch.float32)
+    model = SLDSSVAE(SVAEConfig(states=1, latent_dim=3, height=8, width=8, hidden=64))
+    _pretrain_frames(model, data, 400, lr=3e-3, batch=256, gen=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        R, r = model.encoder(data.reshape(-1, 64))
+    mean = (r / R).numpy()
+    design = np.concatenate([mean, np.ones((len(mean), 1))], 1)
+    coef, *_ = np.linalg.lstsq(design, pose, rcond=None)
+    resid = pose - design @ coef
+    r2 = 1 - resid.var(0) / pose.var(0)
+    assert (r2 > 0.9).all(), r2
