@@ -366,3 +366,23 @@ def test_frame_pretraining_encodes_the_pose():
     resid = pose - design @ coef
     r2 = 1 - resid.var(0) / pose.var(0)
     assert (r2 > 0.9).all(), r2
+
+
+def test_fit_with_frame_pretraining_and_short_lived_states_switched_off():
+    """Both opt-in steps run inside a fit: switched-off states keep no transition mass, are
+    counted in the summary, and segmentation never labels a frame with them."""
+    import numpy as np
+
+    from model.segment import segment_frames
+    from model.synthetic_slds import make_synthetic
+    from model.train import TrainSettings, fit_model
+
+    syn = make_synthetic(600, states=3, latent_dim=2, seed=3)
+    settings = TrainSettings(hidden=32, steps_a=30, steps_c=10, batch=8, min_states=2,
+                             pretrain_passes=1.0, min_bout_s=1.0)
+    fitted = fit_model([syn.frames], states=5, latent_dim=3, seed=4, settings=settings)
+    off = np.flatnonzero((fitted.svae.params.trans.max(0).values < 1e-6).cpu().numpy())
+    assert fitted.summary["short_lived_states_dropped"] == len(off) >= 1
+    assert fitted.summary["states_used"] >= 2
+    labels = segment_frames(fitted, syn.frames).syllable
+    assert not np.isin(labels, off).any()
