@@ -89,7 +89,6 @@ class TrainSettings:
     # informative ones), and appends the standardised kinematics times this weight (0: none).
     stage_b_scale: str = "global"
     stage_b_kinematics: float = 1.0
-    kl_a: float = 1.0  # stage A's KL weight after its warm-up (β-VAE style when < 1)
     # After the fit, states whose median bout is shorter than this (two rounds, never below
     # ``min_states``) are switched off and the sessions segmented again: on synthetic sets they
     # were the 100-130 ms passages between two movements, not syllables. 0: off (the default,
@@ -133,7 +132,6 @@ def _run_steps(
     lr: float,
     sweeps: int,
     kl_warmup: int,
-    kl_max: float = 1.0,
     cache: torch.Tensor | None,
     masking: bool,
     on_step: Callable[[int, dict], None],
@@ -159,7 +157,7 @@ def _run_steps(
         if masking:
             mask = _random_mask(B, batch.shape[1], settings.mask_fraction, rng, device)
         w_init = cache[idx].to(device=device, dtype=torch.float64) if cache is not None else None
-        beta = kl_max * (min(1.0, (step + 1) / kl_warmup) if kl_warmup > 0 else 1.0)
+        beta = min(1.0, (step + 1) / kl_warmup) if kl_warmup > 0 else 1.0
         out = model.bound(batch, kl_weight=beta, max_sweeps=sweeps, mask=mask, w_init=w_init,
                           generator=gen)
         opt.zero_grad(set_to_none=True)
@@ -722,8 +720,7 @@ def fit_model(
                          batch=settings.pretrain_batch, gen=gen)
     _run_steps(model_a, data, steps_a, settings, rng=rng, gen=gen, rho_base=0.3,
                lr=settings.lr_a, sweeps=1,
-               kl_warmup=max(1, steps_a // 3), kl_max=settings.kl_a, cache=None,
-               masking=False, on_step=on_step_a)
+               kl_warmup=max(1, steps_a // 3), cache=None, masking=False, on_step=on_step_a)
 
     # Stage B: AR-HMM on the smoothed latents.
     report(0.9 * steps_a / total, "stage B: fitting an AR-HMM to initialise the states", {})
