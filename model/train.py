@@ -66,9 +66,10 @@ class TrainSettings:
     rho_tau: float = 100.0
     em_iters: int = 12
     merge_penalty: float = 1.0  # × BIC cost of a state, for merging states in stage B
-    # Stage B never merges below this many states. On the real tracktor clip the BIC test alone
-    # merged down to 2–3 states at any penalty from 0.3 to 10; behaviour has more than that.
-    min_states: int = 6
+    # Stage B never merges, and ``min_bout_s`` never switches off, below this many states. On the
+    # real tracktor clip the BIC test alone merged down to 2–3 states at any penalty from 0.3 to
+    # 10; behaviour has more than that. With 6, the power test merged grooming into rearing.
+    min_states: int = 8
     pseudo_count_cap: float = 500.0
     mask_fraction: float = 0.0  # share of subsequences with a masked window in stage C
     max_side: int = 32
@@ -91,16 +92,15 @@ class TrainSettings:
     stage_b_kinematics: float = 1.0
     # After the fit, states whose median bout is shorter than this (two rounds, never below
     # ``min_states``) are switched off and the sessions segmented again: on synthetic sets they
-    # were the 100-130 ms passages between two movements, not syllables. 0: off (the default,
-    # see ``pretrain_passes``); 0.2 is the setting measured.
-    min_bout_s: float = 0.0
-    # Before stage A, encoder and decoder can learn frame by frame (a VAE with a standard
-    # normal prior) for this many passes over the frames (200-1000 steps; 0: none). Stage A from
+    # were the 100-130 ms passages between two movements, not syllables; on the real tracktor
+    # clip five states of 200-233 ms went (median bout 267 -> 333 ms). 0: off.
+    min_bout_s: float = 0.3
+    # Before stage A, encoder and decoder learn frame by frame (a VAE with a standard normal
+    # prior) for this many passes over the frames (200-1000 steps; 0: none). Stage A from
     # scratch leaves the body's sideways bend out of the latents (R² 0.4 for the crops' second
     # principal component, 18 % of their variance; 0.98 after 1000 steps) and splits rearing by
-    # polarity. Off by default: with ``min_bout_s`` it raised synthetic ARI (docs/benchmarks.md,
-    # session 6) but the end-to-end power test then flagged a merged pause syllable.
-    pretrain_passes: float = 0.0
+    # polarity. With ``min_bout_s`` it raised synthetic ARI by ~0.1 (docs/benchmarks.md).
+    pretrain_passes: float = 30.0
     pretrain_batch: int = 2048
 
 
@@ -603,17 +603,28 @@ def _segment_sessions(model: SLDSSVAE, tensors: list[torch.Tensor]) -> list[np.n
 def _short_lived_states(
     labels: list[np.ndarray], states: int, min_bout: float, min_states: int
 ) -> list[int]:
-    """States in use whose median bout is under ``min_bout`` frames, shortest first, leaving
-    at least ``min_states`` in use."""
+    """States whose median bout is under ``min_bout`` frames, shortest first, leaving at least
+    ``min_states`` in use (a share of frames above 1/(2·states), as the fit summary counts)."""
     if min_bout <= 0:
         return []
     bouts: list[list[int]] = [[] for _ in range(states)]
     for lab in labels:
         for start, end, state in bouts_from_labels(lab):
             bouts[state].append(end - start)
+    total = max(sum(sum(b) for b in bouts), 1)
+    in_use = {k for k, b in enumerate(bouts) if sum(b) / total > 1.0 / (2 * states)}
     med = {k: float(np.median(b)) for k, b in enumerate(bouts) if b}
-    short = sorted((k for k, m in med.items() if m < min_bout), key=lambda k: med[k])
-    return short[: max(0, len(med) - max(1, min_states))]
+    spare = len(in_use) - max(1, min_states)
+    picked = []
+    for k in sorted((k for k, m in med.items() if m < min_bout), key=lambda k: med[k]):
+        # A state too small to count as in use goes whatever the floor; one in use only while
+        # enough others stay.
+        if k in in_use:
+            if spare <= 0:
+                continue
+            spare -= 1
+        picked.append(k)
+    return picked
 
 
 def _switch_off(params: SLDSParams, states: list[int]) -> SLDSParams:

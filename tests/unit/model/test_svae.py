@@ -309,17 +309,20 @@ def test_fit_is_reproducible():
 
 
 def test_short_lived_states_are_the_passages_between_syllables():
-    """A state whose bouts last 2 frames between 20-frame syllables is a passage: it is the one
-    picked, and never so many that fewer than ``min_states`` stay in use."""
+    """States whose bouts last 2-4 frames between 10-frame syllables are passages: they are the
+    ones picked, shortest first; one too small to count as in use always goes, one in use only
+    while ``min_states`` others stay in use."""
     import numpy as np
 
     from model.train import _short_lived_states
 
-    one = np.concatenate([[0] * 20, [1] * 2, [2] * 20, [3] * 3, [0] * 20, [1] * 2, [2] * 15])
-    assert _short_lived_states([one, one], 6, 6.0, 1) == [1, 3]
-    assert _short_lived_states([one], 6, 6.0, 3) == [1]
-    assert _short_lived_states([one], 6, 6.0, 4) == []
-    assert _short_lived_states([one], 6, 0.0, 1) == []
+    # Shares: 0 and 2 38 % each, 1 15 % (in use: above 1/(2*4)), 3 8 % (not in use).
+    one = np.tile(np.concatenate([[0] * 10, [1] * 4, [2] * 10, [3] * 2]), 6)
+    assert _short_lived_states([one, one], 4, 6.0, 1) == [3, 1]
+    assert _short_lived_states([one], 4, 6.0, 2) == [3, 1]
+    assert _short_lived_states([one], 4, 6.0, 3) == [3]
+    assert _short_lived_states([one], 4, 3.0, 3) == [3]
+    assert _short_lived_states([one], 4, 0.0, 1) == []
 
 
 def test_switched_off_state_is_never_entered():
