@@ -28,7 +28,9 @@ from scipy.stats import mannwhitneyu
 from model.synth import BEHAVIOURS, read_truth, write_dataset
 from tests.conftest import backend_env, wait_for
 
-pytestmark = pytest.mark.slow
+# 24 minutes of video go through ingest, fit and segmentation: 13-14 min on a slow day of the
+# 2-core development machine, near the project's 900 s per-test limit.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
 
 PLANTED = {"run": 2.5, "rear": 2.5, "groom": 0.2}
 ANIMALS = 6
