@@ -1,16 +1,19 @@
 """Fit an SLDS-SVAE to a set of sessions, following the initialisation recipe of svae.md §7.6.
 
 Stage A: a one-state LDS-SVAE (the same code with K = 1) learns an encoder, a decoder and a
-         smooth latent space, with KL and learning-rate warm-up.
-Stage B: the K = 1 model smooths every subsequence; a sticky AR(1)-HMM is fitted to those latent
-         means by EM (k-means on [x̄_t, Δx̄_t] to start), and turned into MNIW / Dirichlet / NIW
-         natural parameters with capped pseudo-counts so that SVI can still move them.
+         smooth latent space, with KL and learning-rate warm-up, after the encoder and decoder
+         first learn frame by frame (a plain VAE; ``TrainSettings.pretrain_passes``).
+Stage B: the K = 1 model smooths every subsequence; a sticky Gaussian HMM (or AR(1)-HMM) is
+         fitted to those latent means by EM (k-means to start), merging states by a BIC test,
+         and turned into MNIW / Dirichlet / NIW natural parameters with capped pseudo-counts so
+         that SVI can still move them.
 Stage C: the full K-state SLDS-SVAE: Adam on the networks, natural-gradient SVI on q(θ), q(z)
          warm-started from each subsequence's marginals of the previous epoch.
 
-At the end the states are renumbered by usage (syllable 0 is the most used) once and for all,
-and the states in use (occupancy > 1/(2K)) and the median syllable duration are measured by
-segmenting the training sessions.
+At the end, states whose median bout is shorter than a syllable are switched off
+(``TrainSettings.min_bout_s``), the states are renumbered by usage (syllable 0 is the most
+used) once and for all, and the states in use (occupancy > 1/(2K)) and the median syllable
+duration are measured by segmenting the training sessions.
 """
 
 from __future__ import annotations
@@ -66,9 +69,10 @@ class TrainSettings:
     rho_tau: float = 100.0
     em_iters: int = 12
     merge_penalty: float = 1.0  # × BIC cost of a state, for merging states in stage B
-    # Stage B never merges, and ``min_bout_s`` never switches off, below this many states. On the
-    # real tracktor clip the BIC test alone merged down to 2–3 states at any penalty from 0.3 to
-    # 10; behaviour has more than that. With 6, the power test merged grooming into rearing.
+    # Stage B never merges, and ``min_bout_s`` never switches off, below this many states in use
+    # (states too small to count as in use go regardless). On the real tracktor clip the BIC
+    # test alone merged down to 2–3 states at any penalty from 0.3 to 10; behaviour has more.
+    # With 6 and both settings below on, the power test's grooming merged into rearing.
     min_states: int = 8
     pseudo_count_cap: float = 500.0
     mask_fraction: float = 0.0  # share of subsequences with a masked window in stage C
@@ -91,15 +95,17 @@ class TrainSettings:
     stage_b_scale: str = "global"
     stage_b_kinematics: float = 1.0
     # After the fit, states whose median bout is shorter than this (two rounds, never below
-    # ``min_states``) are switched off and the sessions segmented again: on synthetic sets they
-    # were the 100-130 ms passages between two movements, not syllables; on the real tracktor
-    # clip five states of 200-233 ms went (median bout 267 -> 333 ms). 0: off.
+    # ``min_states`` in use) are switched off and the sessions segmented again: on synthetic
+    # sets they were the 100-130 ms passages between two movements, not syllables. 0.3 rather
+    # than 0.2: on the real tracktor clip no state was under 200 ms, the median bout was 267 ms,
+    # and 0.3 switched off five states of 200-233 ms (median 333 ms). 0: off.
     min_bout_s: float = 0.3
     # Before stage A, encoder and decoder learn frame by frame (a VAE with a standard normal
     # prior) for this many passes over the frames (200-1000 steps; 0: none). Stage A from
     # scratch leaves the body's sideways bend out of the latents (R² 0.4 for the crops' second
-    # principal component, 18 % of their variance; 0.98 after 1000 steps) and splits rearing by
-    # polarity. With ``min_bout_s`` it raised synthetic ARI by ~0.1 (docs/benchmarks.md).
+    # principal component, 18 % of their variance; 0.55 after the 264 steps of 30 passes over
+    # 10 min of video, 0.98 after 1000) and splits rearing by polarity. With ``min_bout_s`` it
+    # raised synthetic ARI by 0.07-0.09 (docs/benchmarks.md, sessions 6-7).
     pretrain_passes: float = 30.0
     pretrain_batch: int = 2048
 

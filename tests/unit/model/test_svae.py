@@ -321,7 +321,12 @@ def test_short_lived_states_are_the_passages_between_syllables():
     assert _short_lived_states([one, one], 4, 6.0, 1) == [3, 1]
     assert _short_lived_states([one], 4, 6.0, 2) == [3, 1]
     assert _short_lived_states([one], 4, 6.0, 3) == [3]
-    assert _short_lived_states([one], 4, 3.0, 3) == [3]
+    assert _short_lived_states([one], 4, 3.0, 1) == [3]  # state 1's 4-frame bouts stay
+    assert _short_lived_states([one], 4, 6.0, 5) == [3]  # fewer in use than the floor
+    # Of six states, four in use (1: 11 %, 3: 15 %), both short, one to spare: the shorter goes.
+    two = np.tile(np.concatenate([[0] * 10, [1] * 3, [2] * 10, [3] * 4]), 6)
+    assert _short_lived_states([two], 6, 6.0, 3) == [1]
+    assert _short_lived_states([two], 6, 6.0, 2) == [1, 3]
     assert _short_lived_states([one], 4, 0.0, 1) == []
 
 
@@ -372,8 +377,9 @@ def test_frame_pretraining_encodes_the_pose():
 
 
 def test_fit_with_frame_pretraining_and_short_lived_states_switched_off():
-    """Both opt-in steps run inside a fit: switched-off states keep no transition mass, are
-    counted in the summary, and segmentation never labels a frame with them."""
+    """Frame pretraining and switching off short-lived states run inside a fit: switched-off
+    states keep no transition mass, are counted in the summary, and segmentation never labels a
+    frame with them."""
     import numpy as np
 
     from model.segment import segment_frames
