@@ -51,12 +51,13 @@ def main() -> None:
             size=(width, height),
         )
         t_render = time.perf_counter() - t0
-        truths, crops, kinematics, fps = [], [], [], 30.0
+        truths, crops, kinematics, polarities, fps = [], [], [], [], 30.0
         t0 = time.perf_counter()
         for video, truth_csv in pairs:
             features = from_preprocessed(preprocess_video(video))
             crops.append(features.crops_float())
             kinematics.append(features.kinematics())
+            polarities.append(features.polarity)
             fps = features.fps
             labels, _ = read_truth(truth_csv)
             truths.append(labels[: features.n_frames])
@@ -89,12 +90,13 @@ def main() -> None:
             print(f"  {label} done in {elapsed:.1f} s", flush=True)
 
     t0 = time.perf_counter()
-    model = fit_model(crops, kinematics, states=args.states, epochs=args.epochs, fps=fps)
+    model = fit_model(crops, kinematics, states=args.states, epochs=args.epochs, fps=fps,
+                      polarities=polarities)
     t_fit = time.perf_counter() - t0
     t0 = time.perf_counter()
     svae_labels = [
-        segment_frames(model, c, k, keep_posterior=False).syllable
-        for c, k in zip(crops, kinematics, strict=True)
+        segment_frames(model, c, k, polarity=p, keep_posterior=False).syllable
+        for c, k, p in zip(crops, kinematics, polarities, strict=True)
     ]
     t_seg = time.perf_counter() - t0
     results["svae"] = {

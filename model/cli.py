@@ -74,6 +74,7 @@ def fit(
             seed=seed,
             fps=fps,
             progress=progress,
+            polarities=[f.polarity for f in features],
         )
     model.summary["crop_size"] = crop_size  # segmenting must preprocess the same way
     model.save(out_dir)
@@ -102,6 +103,7 @@ def segment(videos: tuple[Path, ...], model_dir: Path, out_dir: Path) -> None:
                 fitted,
                 features.crops,
                 features.kinematics(),
+                polarity=features.polarity,
                 keep_posterior=False,
             )
             quality = [features.quality_names[q] for q in features.quality]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model.kinematics import from_scalars
+from model.kinematics import from_scalars, head_from_crops
 from model.preprocess import QUALITY_NAMES, SCALAR_NAMES, Preprocessed, unit_float
 
 FORMAT_VERSION = 1
@@ -41,9 +41,17 @@ class Features:
         """(T, S, S) float32 in [0, 1], what the model takes."""
         return unit_float(self.crops)
 
+    @property
+    def polarity(self) -> str:
+        """"dark" (a dark mouse on a light floor) or "bright" (as in depth video)."""
+        return str(self.summary.get("polarity", "dark"))
+
     def kinematics(self) -> np.ndarray:
-        """(T, F) per-frame kinematics the model takes beside the crops."""
-        return from_scalars(self.scalars)
+        """(T, F) per-frame kinematics the model takes beside the crops
+        (:data:`model.kinematics.ALL_KINEMATIC_NAMES`)."""
+        return np.concatenate(
+            [from_scalars(self.scalars), head_from_crops(self.crops, self.fps)], axis=1
+        )
 
 
 def from_preprocessed(pre: Preprocessed) -> Features:

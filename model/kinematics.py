@@ -10,7 +10,12 @@ rigs and zoom levels:
   walk, and a jittery centroid at rest should not look like slow walking;
 - angular velocity in turns per second, squashed with arcsinh so single-frame heading jumps
   cannot dominate;
-- body length and area relative to the session's median (stretched out, hunched, reared).
+- body length and area relative to the session's median (stretched out, hunched, reared);
+- from the egocentric crops (:func:`head_from_crops`): how far the front half of the body sits
+  to one side of the body axis (head sway, in crop widths), and how fast it moves, averaged
+  over 0.3 s and log-compressed: sniffing and investigating move the head while the body
+  stays put, which the whole-body numbers above cannot see and a small head in a 32-pixel
+  crop barely moves the latents (synthetic sniff against pause, per frame: AUC 0.94).
 
 Scalars are smoothed over a few frames first: centroid differences carry pixel noise.
 """
@@ -20,10 +25,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
-from scipy.ndimage import gaussian_filter1d
+from scipy.ndimage import gaussian_filter1d, uniform_filter1d
 
 KINEMATIC_NAMES = ("log_speed", "turn_rate", "stretch", "area_ratio")
+HEAD_NAMES = ("head_sway", "head_motion")
+# What :meth:`model.features.Features.kinematics` gives. Models store how many they were fitted
+# with and take that many from the front, so new columns only ever go at the end.
+ALL_KINEMATIC_NAMES = KINEMATIC_NAMES + HEAD_NAMES
 _SMOOTH_SIGMA = 1.5  # frames
+_HEAD_WINDOW_S = 0.3  # averaging window of head_motion
+_FLOOR = 0.15  # crop intensity taken as background when weighing the body's pixels
+_BLOCK = 4096  # frames per block: an hour of crops never becomes one float copy
 
 
 def _smooth(v: np.ndarray, sigma: float = _SMOOTH_SIGMA) -> np.ndarray:
@@ -58,6 +70,39 @@ def from_scalars(scalars: Mapping[str, np.ndarray]) -> np.ndarray:
         axis=1,
     )
     return out.astype(np.float32)
+
+
+def head_from_crops(crops: np.ndarray, fps: float) -> np.ndarray:
+    """(T, 2) float32 ``head_sway`` and ``head_motion`` from egocentric crops (T, S, S), uint8
+    or float in [0, 1], nose towards +x as :func:`model.preprocess.egocentric_crop` makes them.
+
+    head_sway: intensity-weighted mean row of the body's pixels ahead of its centroid, minus
+    the crop's middle row, over the crop side (signed: which side the head is on).
+    head_motion: log of its mean absolute rate (crop widths per second) over 0.3 s.
+    """
+    n = len(crops)
+    if n == 0:
+        return np.zeros((0, len(HEAD_NAMES)), dtype=np.float32)
+    side = crops.shape[-1]
+    xs = np.arange(side, dtype=np.float32) - (side - 1) / 2
+    ys = np.arange(crops.shape[-2], dtype=np.float32) - (crops.shape[-2] - 1) / 2
+    sway = np.empty(n, dtype=np.float64)
+    for i in range(0, n, _BLOCK):
+        block = np.asarray(crops[i : i + _BLOCK], dtype=np.float32)
+        if crops.dtype == np.uint8:
+            block = block / 255.0
+        w = np.clip(block - _FLOOR, 0.0, None)
+        cols = w.sum(1)  # (B, S) weight per column
+        total = cols.sum(1) + 1e-6
+        cx = (cols * xs).sum(1) / total
+        front = w * (xs[None, None, :] > cx[:, None, None])
+        rows = front.sum(2)  # (B, S) weight per row, front half only
+        sway[i : i + len(block)] = (rows * ys).sum(1) / (rows.sum(1) + 1e-6) / side
+    sway = _smooth(sway, 1.0)
+    rate = np.abs(np.gradient(sway)) * fps if n > 1 else np.zeros(n)
+    window = max(1, round(_HEAD_WINDOW_S * fps))
+    motion = np.log(uniform_filter1d(rate, window, mode="nearest") + 1e-2)
+    return np.stack([sway, motion], 1).astype(np.float32)
 
 
 def standardizer(sessions: list[np.ndarray]) -> tuple[list[float], list[float]]:

@@ -171,10 +171,13 @@ def infer_chunked(
 
 
 def encode(
-    model: FittedModel, frames: np.ndarray, kinematics: np.ndarray | None = None
+    model: FittedModel,
+    frames: np.ndarray,
+    kinematics: np.ndarray | None = None,
+    polarity: str | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Recognition potentials (R, r), each (T, D) float64, for frames (T, H, W) and, for models
-    fitted with them, the session's kinematics (T, F).
+    fitted with them, the session's kinematics (T, F) and polarity ("dark" or "bright").
 
     Frames are float in [0, 1] or uint8 (scaled by 1/255, as ``Features.crops_float`` does).
     The observations are built block by block, so an hour of video never exists as a second
@@ -198,7 +201,7 @@ def encode(
 
                 block = unit_float(block)
             kin = None if kinematics is None else kinematics[i : i + _ENCODE_BLOCK]
-            x = observations(block, kin, model.config)
+            x = observations(block, kin, model.config, polarity)
             R, r = model.svae.recognize(x.to(model.device))
             Rs.append(R)
             rs.append(r)
@@ -248,6 +251,7 @@ def segment_frames(
     frames: np.ndarray,
     kinematics: np.ndarray | None = None,
     *,
+    polarity: str | None = None,
     progress: Callable[[float, str, dict], None] | None = None,
     keep_posterior: bool = True,
     core: int = DEFAULT_CORE,
@@ -257,7 +261,8 @@ def segment_frames(
 ) -> Segmentation:
     """Syllables of one session's preprocessed frames (T, H, W), float32 in [0, 1] (or the
     uint8 crops of :class:`model.features.Features`, which saves their float copy), and its
-    kinematics (T, F) from :func:`model.kinematics.from_scalars` if the model uses them.
+    kinematics (T, F) from :func:`model.kinematics.from_scalars` if the model uses them, and
+    its polarity (``Features.polarity``) if the model was told polarities when fitted.
 
     Labels are the Viterbi path, with bouts shorter than ``min_bout`` frames merged into a
     neighbour. ``progress(fraction, message, metrics)`` is called as in ``fit_model``.
@@ -268,7 +273,7 @@ def segment_frames(
     if progress:
         progress(0.0, "encoding frames", {})
     model.svae.eval()
-    R, r = encode(model, frames, kinematics)
+    R, r = encode(model, frames, kinematics, polarity)
     if progress:
         progress(0.3, "inferring syllables", {})
     with torch.no_grad(), _one_cpu_thread(R.device):

@@ -65,10 +65,35 @@ class SVAEConfig:
     kin_mean: list[float] = field(default_factory=list)
     kin_std: list[float] = field(default_factory=list)
     kin_weight: float = 1.0
+    # True: the kinematics are part of the latent state, observed with noise ``kin_noise``
+    # (standardised units), and the networks see only the pixels. False (models fitted before
+    # 2026-11-27): the encoder reads them and the decoder reconstructs them, weighted by
+    # ``kin_weight``; the latents then mix pose and movement in a way that blurs syllables.
+    kin_in_state: bool = False
+    kin_noise: float = 0.1
+    # True: encoder and decoder are told each session's polarity (dark mouse on a light floor,
+    # or bright as in depth video), so the latents need not spend themselves on how the two
+    # kinds of video look and syllables are shared across them.
+    polarity_input: bool = False
 
     @property
     def pixels(self) -> int:
         return self.height * self.width
+
+    @property
+    def observed_in_state(self) -> int:
+        """How many of the latent state's dimensions are observed kinematics."""
+        return self.kinematics if self.kin_in_state else 0
+
+    @property
+    def conditions(self) -> int:
+        """Per-frame condition columns after pixels and kinematics (the polarity: ±1)."""
+        return 1 if self.polarity_input else 0
+
+    @property
+    def state_dim(self) -> int:
+        """Dimension of the continuous latent state x_t: pose latents, then kinematics."""
+        return self.latent_dim + self.observed_in_state
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -344,11 +369,24 @@ def frames_to_tensor(frames: np.ndarray, config: SVAEConfig) -> Tensor:
 
 
 def observations(
-    frames: np.ndarray, kinematics: np.ndarray | None, config: SVAEConfig
+    frames: np.ndarray,
+    kinematics: np.ndarray | None,
+    config: SVAEConfig,
+    polarity: str | None = None,
 ) -> Tensor:
     """What the model observes per frame: (T, P) pixels, then (T, F) standardised kinematics
-    when the model was fitted with them."""
+    when the model was fitted with them, then the polarity (+1 bright, -1 dark) when the model
+    is told it."""
     x = frames_to_tensor(frames, config)
+    if config.polarity_input:
+        if polarity not in ("dark", "bright"):
+            raise ValueError(
+                "this model was fitted knowing each video's polarity; pass the session's "
+                f"polarity ('dark' or 'bright', from preprocessing), got {polarity!r}"
+            )
+        cond = torch.full((x.shape[0], 1), 1.0 if polarity == "bright" else -1.0,
+                          dtype=torch.float32)
+        return torch.cat([observations(frames, kinematics, _without_polarity(config)), cond], 1)
     if config.kinematics == 0:
         return x
     if kinematics is None:
@@ -357,13 +395,20 @@ def observations(
             "pass the session's kinematics (model.kinematics.from_scalars) to segment it"
         )
     k = np.asarray(kinematics, dtype=np.float64)
-    if k.shape != (x.shape[0], config.kinematics):
+    # Models take as many columns as they were fitted with, from the front: columns added
+    # since (model.kinematics.ALL_KINEMATIC_NAMES) go at the end.
+    if k.ndim != 2 or k.shape[0] != x.shape[0] or k.shape[1] < config.kinematics:
         raise ValueError(
             f"kinematics must be ({x.shape[0]}, {config.kinematics}) for these frames, "
             f"got {k.shape}"
         )
+    k = k[:, : config.kinematics]
     z = (k - np.asarray(config.kin_mean)) / np.asarray(config.kin_std)
     return torch.cat([x, torch.as_tensor(np.clip(z, -8, 8), dtype=torch.float32)], 1)
+
+
+def _without_polarity(config: SVAEConfig) -> SVAEConfig:
+    return SVAEConfig(**{**config.to_dict(), "polarity_input": False})
 
 
 def input_size(height: int, width: int, max_side: int = 32) -> tuple[int, int]:
@@ -389,12 +434,14 @@ class SLDSSVAE(nn.Module):
         super().__init__()
         self.config = config
         D, P = config.latent_dim, config.pixels
-        F = config.kinematics
-        self.encoder = Encoder(P + F, D, config.hidden).float()
-        self.decoder = Decoder(P, D, config.hidden, config.min_std, extra=F,
+        F = config.kinematics - config.observed_in_state  # kinematics the networks handle
+        C = config.conditions
+        self.encoder = Encoder(P + F + C, D, config.hidden).float()
+        self.decoder = Decoder(P, D + C, config.hidden, config.min_std, extra=F,
                                extra_weight=config.kin_weight).float()
         self.prior = default_prior(
-            config.states, D, alpha=config.alpha, dwell_frames=config.dwell_frames,
+            config.states, config.state_dim, alpha=config.alpha,
+            dwell_frames=config.dwell_frames,
             noise_var=config.noise_var, trans_strength=config.trans_strength,
         )
         self.params = self.prior
@@ -413,10 +460,49 @@ class SLDSSVAE(nn.Module):
     def expectations(self) -> SLDSExpectations:
         return expectations(self.params)
 
+    def _parts(self, frames: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Observations (…, P') → what the networks reconstruct (pixels, and the kinematics
+        unless they are in the state), observed kinematics in the state, condition columns."""
+        cfg = self.config
+        P, F, C = cfg.pixels, cfg.kinematics, cfg.conditions
+        end = frames.shape[-1] - C
+        target = frames[..., :P] if cfg.kin_in_state else frames[..., :end]
+        observed = frames[..., P : P + F] if cfg.kin_in_state else frames[..., end:end]
+        return target, observed, frames[..., end:]
+
+    def pose_potentials(self, frames: Tensor) -> tuple[Tensor, Tensor]:
+        """Encoder's potentials (R, r) (…, latent_dim) float32 on the pose latents."""
+        target, _, cond = self._parts(frames)
+        return self.encoder(torch.cat([target, cond], -1) if cond.shape[-1] else target)
+
+    def pose_log_likelihood(self, z: Tensor, frames: Tensor) -> Tensor:
+        """Decoder's log p(pixels (and kinematics) | pose latents z (…, latent_dim))."""
+        target, _, cond = self._parts(frames)
+        if cond.shape[-1]:
+            z = torch.cat([z, cond.to(z.dtype)], -1)
+        return self.decoder.log_likelihood(z, target)
+
     def recognize(self, frames: Tensor) -> tuple[Tensor, Tensor]:
-        """frames (B, T, P) float32 → recognition potentials (R, r), each (B, T, D) float64."""
-        R, r = self.encoder(frames)
-        return R.double(), r.double()
+        """frames (B, T, P) float32 → recognition potentials (R, r), each (B, T, D) float64.
+
+        Observed kinematics get the exact potential of their Gaussian measurement."""
+        R, r = self.pose_potentials(frames)
+        R, r = R.double(), r.double()
+        if not self.config.observed_in_state:
+            return R, r
+        k = self._parts(frames)[1].double()
+        prec = 1.0 / self.config.kin_noise**2
+        return torch.cat([R, torch.full_like(k, prec)], -1), torch.cat([r, prec * k], -1)
+
+    def log_likelihood(self, x: Tensor, frames: Tensor) -> Tensor:
+        """log p(frames | x) per frame, (…) for x (…, D), frames (…, P')."""
+        D = self.config.latent_dim
+        ll = self.pose_log_likelihood(x[..., :D], frames)
+        if not self.config.observed_in_state:
+            return ll
+        var = self.config.kin_noise**2
+        resid = self._parts(frames)[1] - x[..., D:]
+        return ll - 0.5 * (resid**2 / var + math.log(2 * math.pi * var)).sum(-1)
 
     def bound(
         self,
@@ -446,7 +532,7 @@ class SLDSSVAE(nn.Module):
                                generator=generator)
         assert post.kalman.sample is not None
         x_hat = post.kalman.sample[:, 0].float()
-        log_lik = self.decoder.log_likelihood(x_hat, frames).sum(-1)
+        log_lik = self.log_likelihood(x_hat, frames).sum(-1)
         kl = post.kl.float()
         elbo = log_lik - kl
         B, T = frames.shape[:2]

@@ -108,6 +108,16 @@ class TrainSettings:
     # raised synthetic ARI by 0.07-0.09 (docs/benchmarks.md, sessions 6-7).
     pretrain_passes: float = 30.0
     pretrain_batch: int = 2048
+    # The kinematics enter the latent state as observed dimensions (SVAEConfig.kin_in_state)
+    # rather than through encoder and decoder (``kin_weight`` and ``stage_b_kinematics`` then
+    # play no part: stage B sees them in the latents). Through the networks, the latents mixed
+    # pose with movement: a Gaussian HMM given the true behaviours reached ARI 0.65 on stage
+    # A's latents + kinematics, 0.70 with the kinematics in the state (synthetic set 2026).
+    kin_in_state: bool = True
+    # When the sessions include both polarities, encoder and decoder are told each one's:
+    # otherwise states split by polarity (rearing, pausing: dark and bright sessions in
+    # different syllables) and stage B's ARI was 0.42 against 0.50 with it.
+    polarity_input: bool = True
 
 
 def _subsequences(sessions: list[torch.Tensor], seq_len: int) -> torch.Tensor:
@@ -199,12 +209,12 @@ def _pretrain_frames(
         idx = torch.randint(0, frames.shape[0], (min(batch, frames.shape[0]),), generator=gen,
                             device=gen.device)
         x = frames[idx.cpu()].to(model.device)
-        R, r = model.encoder(x)
+        R, r = model.pose_potentials(x)
         m = r / R
         noise = torch.randn(m.shape, generator=gen, dtype=m.dtype, device=gen.device)
         z = m + noise / R.sqrt()
         kl = 0.5 * (m**2 + 1.0 / R - 1.0 + torch.log(R)).sum(-1)
-        loss = (kl - model.decoder.log_likelihood(z, x)).mean()
+        loss = (kl - model.pose_log_likelihood(z, x)).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 10.0)
@@ -659,9 +669,12 @@ def fit_model(
     progress: ProgressFn | None = None,
     device: str | None = None,
     settings: TrainSettings | None = None,
+    polarities: list[str] | None = None,
 ) -> FittedModel:
     """Fit an SLDS-SVAE to preprocessed sessions, each (T_i, H, W) float32 in [0, 1], with
-    each session's kinematics (T_i, F) from :func:`model.kinematics.from_scalars` if given.
+    each session's kinematics (T_i, F) from :func:`model.kinematics.from_scalars` if given,
+    and each session's polarity ("dark" or "bright", ``Features.polarity``) if given: when the
+    sessions include both, encoder and decoder are told it (``TrainSettings.polarity_input``).
 
     epochs: passes over the data in each of stages A and C; None picks a number that keeps the
     fit of 30 minutes of video well under 15 minutes on a 2-core CPU.
@@ -691,13 +704,17 @@ def fit_model(
                 raise ValueError("each session's kinematics must be (T, F) for its T frames")
         mean, std = kin_standardizer(kinematics)
         kin_fields = dict(kinematics=len(mean), kin_mean=mean, kin_std=std,
-                          kin_weight=settings.kin_weight)
+                          kin_weight=settings.kin_weight, kin_in_state=settings.kin_in_state)
+    if polarities is not None and len(polarities) != len(sessions):
+        raise ValueError("give one polarity per session")
+    mixed = polarities is not None and len(set(polarities)) > 1
     config = SVAEConfig(states=states, latent_dim=latent_dim, height=h, width=w, fps=fps,
-                        hidden=settings.hidden,
+                        hidden=settings.hidden, polarity_input=settings.polarity_input and mixed,
                         trans_strength=settings.trans_strength * max(n_frames / states, 1.0),
                         **kin_fields)
     tensors = [
-        observations(s, None if kinematics is None else kinematics[i], config)
+        observations(s, None if kinematics is None else kinematics[i], config,
+                     None if polarities is None else polarities[i])
         for i, s in enumerate(sessions)
     ]
     data = _subsequences(tensors, settings.seq_len)
@@ -751,8 +768,10 @@ def fit_model(
             dwell_frames=config.dwell_frames, merge_penalty=settings.merge_penalty,
             min_states=settings.min_states, velocity_weight=settings.velocity_weight,
             scale=settings.stage_b_scale,
-            extra=(settings.stage_b_kinematics * data[..., -config.kinematics:]
-                   if settings.stage_b_kinematics > 0 and config.kinematics else None),
+            extra=(settings.stage_b_kinematics
+                   * data[..., config.pixels : config.pixels + config.kinematics]
+                   if settings.stage_b_kinematics > 0 and config.kinematics
+                   and not config.kin_in_state else None),
         )
         x1 = X[:, 0]
         one = torch.ones((), dtype=X.dtype)

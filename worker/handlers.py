@@ -232,6 +232,7 @@ def handle_fit(ctx: JobContext) -> ResultWriter:
         epochs=ctx.params.get("epochs"),
         fps=fps,
         progress=progress,
+        polarities=[f.polarity for f in features],
     )
     fitted.summary["crop_size"] = ctx.settings.crop_size
     artifact = model_dir(model_id)
@@ -301,6 +302,7 @@ def handle_segment(ctx: JobContext) -> ResultWriter:
         fitted,
         features.crops,  # uint8, memory-mapped: converted block by block, no float copy
         features.kinematics(),
+        polarity=features.polarity,
         keep_posterior=False,
         progress=lambda f, m, _metrics: ctx.progress(0.05 + 0.9 * f, m),
     )

@@ -82,3 +82,46 @@ def test_decoder_weighs_kinematics():
     d_pix = float((base - dec.log_likelihood(x, pix)).detach()) / float(torch.exp(-lv[0]))
     d_kin = float((base - dec.log_likelihood(x, kin)).detach()) / float(torch.exp(-lv[64]))
     assert d_kin == pytest.approx(16.0 * d_pix, rel=1e-3)
+
+
+def _mouse_crops(sway: np.ndarray, side: int = 32) -> np.ndarray:
+    """Crops of an ellipse body (nose to +x) whose head disc sits ``sway`` pixels off-axis."""
+    import cv2
+
+    out = np.zeros((len(sway), side, side), dtype=np.uint8)
+    for i, s in enumerate(sway):
+        cv2.ellipse(out[i], (14, 16), (9, 4), 0, 0, 360, 200, -1)
+        cv2.circle(out[i], (24, round(float(16 + s))), 3, 200, -1)
+    return out
+
+
+def test_head_sway_follows_the_head_and_head_motion_its_movement():
+    from model.kinematics import HEAD_NAMES, head_from_crops
+
+    still = head_from_crops(_mouse_crops(np.zeros(60)), 30.0)
+    left = head_from_crops(_mouse_crops(np.full(60, -4.0)), 30.0)
+    right = head_from_crops(_mouse_crops(np.full(60, 4.0)), 30.0)
+    assert still.shape == (60, len(HEAD_NAMES)) and still.dtype == np.float32
+    # The drawn body lies half a pixel below the crop's middle row (15.5 of 0..31).
+    assert still[:, 0].mean() == pytest.approx(0.5 / 32, abs=2e-3)
+    assert left[:, 0].mean() < still[:, 0].mean() - 0.02  # rows grow downwards
+    assert right[:, 0].mean() > still[:, 0].mean() + 0.02
+    # A head sweeping from side to side at 1.5 Hz moves; a still one does not.
+    t = np.arange(90) / 30.0
+    sniff = head_from_crops(_mouse_crops(4.0 * np.sin(2 * np.pi * 1.5 * t)), 30.0)
+    assert sniff[10:-10, 1].min() > still[:, 1].max() + 1.0
+    # uint8 crops and their float copy in [0, 1] give the same numbers.
+    crops = _mouse_crops(4.0 * np.sin(2 * np.pi * 1.5 * t))
+    assert np.allclose(head_from_crops(crops.astype(np.float32) / 255.0, 30.0), sniff, atol=1e-5)
+    assert head_from_crops(crops[:0], 30.0).shape == (0, 2)
+
+
+def test_model_fitted_with_fewer_kinematics_takes_the_first_columns():
+    """Models fitted before the head columns existed segment with today's kinematics."""
+    model = _kin_model()
+    frames = np.random.default_rng(1).random((100, 8, 8)).astype(np.float32)
+    kin = from_scalars(_scalars(n=100))
+    wider = np.concatenate([kin, np.random.default_rng(2).normal(size=(100, 2))], 1)
+    a = segment_frames(model, frames, kin)
+    b = segment_frames(model, frames, wider.astype(np.float32))
+    assert np.array_equal(a.syllable, b.syllable)

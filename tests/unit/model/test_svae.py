@@ -395,3 +395,76 @@ def test_fit_with_frame_pretraining_and_short_lived_states_switched_off():
     assert fitted.summary["states_used"] >= 2
     labels = segment_frames(fitted, syn.frames).syllable
     assert not np.isin(labels, off).any()
+
+
+def test_kinematics_in_the_state_are_observed_dimensions(tmp_path):
+    """With ``kin_in_state`` the kinematics are the last state dimensions, observed with noise
+    ``kin_noise``: the networks see only the pixels, recognition gives the measurement's exact
+    potential, the likelihood counts it, and a saved model reads back the same."""
+    from model.artifact import FittedModel
+
+    torch.manual_seed(0)
+    cfg = SVAEConfig(states=3, latent_dim=2, height=6, width=5, hidden=16, kinematics=2,
+                     kin_mean=[0.0, 0.0], kin_std=[1.0, 1.0], kin_in_state=True, kin_noise=0.1)
+    model = SLDSSVAE(cfg)
+    assert cfg.state_dim == 4
+    assert model.prior.dynamics.VinvMt.shape[-2:] == (5, 4)  # x_t from [x_{t-1}; 1]
+    assert model.encoder.net[0].in_features == 30 and model.decoder.net[-1].out_features == 30
+    frames = torch.rand(2, 10, 32, dtype=torch.float32)
+    R, r = model.recognize(frames)
+    assert R.shape == (2, 10, 4)
+    assert torch.allclose(R[..., 2:], torch.full_like(R[..., 2:], 100.0))
+    assert torch.allclose(r[..., 2:] / R[..., 2:], frames[..., 30:].double(), atol=1e-6)
+    # Moving only the kinematic dimensions of x changes log p by the Gaussian measurement term.
+    x = torch.randn(2, 10, 4, dtype=torch.float32)
+    x2 = x.clone()
+    x2[..., 2:] += 0.05
+    k = frames[..., 30:]
+    expected = -0.5 * (((k - x2[..., 2:]) ** 2 - (k - x[..., 2:]) ** 2) / 0.01).sum(-1)
+    diff = model.log_likelihood(x2, frames) - model.log_likelihood(x, frames)
+    assert torch.allclose(diff, expected, atol=1e-3)
+    out = model.bound(frames, generator=torch.Generator().manual_seed(0))
+    out.loss.backward()
+    assert torch.isfinite(out.loss) and out.posterior.kalman.mean.shape == (2, 10, 4)
+    FittedModel(cfg, model, {}).save(tmp_path)
+    loaded = FittedModel.load(tmp_path)
+    assert loaded.config.kin_in_state and loaded.config.kin_noise == 0.1
+    R2, r2 = loaded.svae.recognize(frames)
+    assert torch.equal(R, R2) and torch.equal(r, r2)
+
+
+def test_fit_on_both_polarities_tells_the_networks_which_is_which():
+    """Sessions of both polarities: encoder and decoder get each session's polarity as an input
+    (so the latents need not encode how the two kinds of video look), the saved config says so,
+    and segmenting then needs the session's polarity. One polarity: no such input."""
+    import numpy as np
+    import pytest
+
+    from model.segment import segment_frames
+    from model.svae import observations
+    from model.synthetic_slds import make_synthetic
+    from model.train import TrainSettings, fit_model
+
+    syn = make_synthetic(400, states=3, latent_dim=2, seed=3)
+    halves = [syn.frames[:200], syn.frames[200:]]
+    settings = TrainSettings(hidden=16, steps_a=5, steps_c=3, batch=4, min_states=2,
+                             pretrain_passes=0.0, min_bout_s=0.0)
+    fitted = fit_model(halves, states=3, latent_dim=2, seed=0, settings=settings,
+                       polarities=["dark", "bright"])
+    cfg = fitted.config
+    assert cfg.polarity_input and cfg.conditions == 1
+    assert fitted.svae.encoder.net[0].in_features == cfg.pixels + 1
+    assert fitted.svae.decoder.net[0].in_features == cfg.latent_dim + 1
+    x = observations(halves[0], None, cfg, "bright")
+    assert x.shape == (200, cfg.pixels + 1) and bool((x[:, -1] == 1.0).all())
+    assert bool((observations(halves[0], None, cfg, "dark")[:, -1] == -1.0).all())
+    with pytest.raises(ValueError, match="polarity"):
+        segment_frames(fitted, halves[0])
+    labels = segment_frames(fitted, halves[0], polarity="dark").syllable
+    assert labels.shape == (200,) and np.all(labels >= 0)
+    single = fit_model(halves, states=3, latent_dim=2, seed=0, settings=settings,
+                       polarities=["dark", "dark"])
+    assert not single.config.polarity_input
+    assert single.svae.encoder.net[0].in_features == cfg.pixels
+    with pytest.raises(ValueError, match="one polarity per session"):
+        fit_model(halves, states=3, latent_dim=2, settings=settings, polarities=["dark"])
