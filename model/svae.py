@@ -6,6 +6,10 @@ Generative model (svae.md §2.1), for one subsequence of T frames:
     x_{t+1} | x_t, z_{t+1} ~ N(F_k x_t + b_k, Q_k), k = z_{t+1}  (MNIW per state, A_k = [F_k | b_k])
     y_t | x_t ~ N(decoder(x_t), diag σ²)
 
+With ``kin_in_state`` the last dimensions of x_t are the session's kinematics, observed as
+k_t | x_t ~ N(x_t[kin], kin_noise² I), and the decoder reads only the pose dimensions; with
+``polarity_input`` encoder and decoder also get the session's polarity (±1) as an input.
+
 The local factors q(z) q(x) are found by block coordinate ascent under ``torch.no_grad`` (Kalman
 smoother for q(x), HMM forward–backward for q(z)); then one differentiable Kalman pass and a
 differentiable HMM log-normaliser give the bound whose gradient trains the networks (§3.4).
