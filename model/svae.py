@@ -382,37 +382,35 @@ def observations(
     when the model was fitted with them, then the polarity (+1 bright, -1 dark) when the model
     is told it."""
     x = frames_to_tensor(frames, config)
+    parts = [x]
+    if config.kinematics:
+        if kinematics is None:
+            raise ValueError(
+                "this model was fitted with per-frame kinematics (speed, turning, body "
+                "length); pass the session's kinematics (model.kinematics.from_scalars) to "
+                "segment it"
+            )
+        k = np.asarray(kinematics, dtype=np.float64)
+        # Models take as many columns as they were fitted with, from the front: columns added
+        # since (model.kinematics.ALL_KINEMATIC_NAMES) go at the end.
+        if k.ndim != 2 or k.shape[0] != x.shape[0] or k.shape[1] < config.kinematics:
+            raise ValueError(
+                f"kinematics must be ({x.shape[0]}, {config.kinematics}) for these frames, "
+                f"got {k.shape}"
+            )
+        z = (k[:, : config.kinematics] - np.asarray(config.kin_mean)) / np.asarray(
+            config.kin_std
+        )
+        parts.append(torch.as_tensor(np.clip(z, -8, 8), dtype=torch.float32))
     if config.polarity_input:
         if polarity not in ("dark", "bright"):
             raise ValueError(
                 "this model was fitted knowing each video's polarity; pass the session's "
                 f"polarity ('dark' or 'bright', from preprocessing), got {polarity!r}"
             )
-        cond = torch.full((x.shape[0], 1), 1.0 if polarity == "bright" else -1.0,
-                          dtype=torch.float32)
-        return torch.cat([observations(frames, kinematics, _without_polarity(config)), cond], 1)
-    if config.kinematics == 0:
-        return x
-    if kinematics is None:
-        raise ValueError(
-            "this model was fitted with per-frame kinematics (speed, turning, body length); "
-            "pass the session's kinematics (model.kinematics.from_scalars) to segment it"
-        )
-    k = np.asarray(kinematics, dtype=np.float64)
-    # Models take as many columns as they were fitted with, from the front: columns added
-    # since (model.kinematics.ALL_KINEMATIC_NAMES) go at the end.
-    if k.ndim != 2 or k.shape[0] != x.shape[0] or k.shape[1] < config.kinematics:
-        raise ValueError(
-            f"kinematics must be ({x.shape[0]}, {config.kinematics}) for these frames, "
-            f"got {k.shape}"
-        )
-    k = k[:, : config.kinematics]
-    z = (k - np.asarray(config.kin_mean)) / np.asarray(config.kin_std)
-    return torch.cat([x, torch.as_tensor(np.clip(z, -8, 8), dtype=torch.float32)], 1)
-
-
-def _without_polarity(config: SVAEConfig) -> SVAEConfig:
-    return SVAEConfig(**{**config.to_dict(), "polarity_input": False})
+        parts.append(torch.full((x.shape[0], 1), 1.0 if polarity == "bright" else -1.0,
+                                dtype=torch.float32))
+    return torch.cat(parts, 1) if len(parts) > 1 else x
 
 
 def input_size(height: int, width: int, max_side: int = 32) -> tuple[int, int]:
