@@ -112,7 +112,8 @@ def main() -> None:
         del pre
         crops = features.crops_float()
         t1 = time.perf_counter()
-        seg = segment_frames(model, crops, features.kinematics(), keep_posterior=False)
+        seg = segment_frames(model, crops, features.kinematics(model.config.kin_recipe),
+                             keep_posterior=False)
         t_infer = time.perf_counter() - t1
         del crops
         t2 = time.perf_counter()

@@ -102,7 +102,7 @@ def segment(videos: tuple[Path, ...], model_dir: Path, out_dir: Path) -> None:
                 # uint8 crops: segmenting converts them block by block, no float copy of all.
                 fitted,
                 features.crops,
-                features.kinematics(),
+                features.kinematics(fitted.config.kin_recipe),
                 polarity=features.polarity,
                 keep_posterior=False,
             )

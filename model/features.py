@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model.kinematics import from_scalars, head_from_crops
+from model.kinematics import KINEMATICS_RECIPE, from_scalars, head_from_crops
 from model.preprocess import QUALITY_NAMES, SCALAR_NAMES, Preprocessed, unit_float
 
 FORMAT_VERSION = 1
@@ -46,11 +46,13 @@ class Features:
         """"dark" (a dark mouse on a light floor) or "bright" (as in depth video)."""
         return str(self.summary.get("polarity", "dark"))
 
-    def kinematics(self) -> np.ndarray:
+    def kinematics(self, recipe: int = KINEMATICS_RECIPE) -> np.ndarray:
         """(T, F) per-frame kinematics the model takes beside the crops
-        (:data:`model.kinematics.ALL_KINEMATIC_NAMES`)."""
+        (:data:`model.kinematics.ALL_KINEMATIC_NAMES`), made by ``recipe``: to segment with a
+        fitted model, pass its ``config.kin_recipe``."""
         return np.concatenate(
-            [from_scalars(self.scalars), head_from_crops(self.crops, self.fps)], axis=1
+            [from_scalars(self.scalars, recipe), head_from_crops(self.crops, self.fps, recipe)],
+            axis=1,
         )
 
 

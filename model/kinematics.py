@@ -17,7 +17,9 @@ rigs and zoom levels:
   stays put, which the whole-body numbers above cannot see and a small head in a 32-pixel
   crop barely moves the latents (synthetic sniff against pause, per frame: AUC 0.94).
 
-Scalars are smoothed over a few frames first: centroid differences carry pixel noise.
+Scalars are smoothed lightly first (centroid differences carry pixel noise), and only lightly:
+the model's own state-space smoother does the rest, and pre-smoothing over several frames moved
+every syllable boundary (see :data:`RECIPES`).
 """
 
 from __future__ import annotations
@@ -32,23 +34,43 @@ HEAD_NAMES = ("head_sway", "head_motion")
 # What :meth:`model.features.Features.kinematics` gives. Models store how many they were fitted
 # with and take that many from the front, so new columns only ever go at the end.
 ALL_KINEMATIC_NAMES = KINEMATIC_NAMES + HEAD_NAMES
-_SMOOTH_SIGMA = 1.5  # frames
-_HEAD_WINDOW_S = 0.3  # averaging window of head_motion
+
+# How the kinematics are computed: a fitted model records the recipe of its training data
+# (SVAEConfig.kin_recipe) and is always given kinematics made the same way. Per recipe: the
+# Gaussian σ (frames) of the body scalars and of the head sway, and head_motion's averaging
+# window (s). Recipe 1 (models fitted before 2026-11-27) smoothed over ±4 frames and averaged
+# head motion over 0.3 s: the features then changed up to 4 frames before a behaviour did, and
+# most segmentation errors sat within 3 frames of a true boundary. Recipe 2 smooths half as
+# much and leaves the rest to the model, which sees the kinematics with noise (kin_noise 0.3):
+# on the synthetic benchmark set, ARI 0.72 -> 0.82 (docs/benchmarks.md, session 9).
+RECIPES: dict[int, tuple[float, float, float]] = {1: (1.5, 1.0, 0.3), 2: (0.75, 0.5, 0.15)}
+KINEMATICS_RECIPE = 2  # what new fits use
 _FLOOR = 0.15  # crop intensity taken as background when weighing the body's pixels
 _BLOCK = 4096  # frames per block: an hour of crops never becomes one float copy
 
 
-def _smooth(v: np.ndarray, sigma: float = _SMOOTH_SIGMA) -> np.ndarray:
-    # Gaussian kernel of radius 4 frames at σ = 1.5 (truncate 2.9); edges held.
+def _recipe(recipe: int) -> tuple[float, float, float]:
+    if recipe not in RECIPES:
+        raise ValueError(
+            f"unknown kinematics recipe {recipe} (known: {sorted(RECIPES)}); the model was "
+            "fitted by a newer Syllabary: upgrade to segment with it"
+        )
+    return RECIPES[recipe]
+
+
+def _smooth(v: np.ndarray, sigma: float) -> np.ndarray:
+    # Gaussian kernel of radius ~3σ (truncate 2.9: radius 4 frames at σ = 1.5); edges held.
     return gaussian_filter1d(v, sigma, mode="nearest", truncate=2.9) if v.size >= 3 else v
 
 
-def from_scalars(scalars: Mapping[str, np.ndarray]) -> np.ndarray:
+def from_scalars(scalars: Mapping[str, np.ndarray], recipe: int = KINEMATICS_RECIPE) -> np.ndarray:
     """(T, 4) float32 kinematics from a session's preprocessing scalars.
 
     Needs ``speed`` (px/s), ``angular_velocity`` (rad/s), ``body_length`` (px) and ``area``
-    (px²), as written by :func:`model.preprocess.preprocess_video`.
+    (px²), as written by :func:`model.preprocess.preprocess_video`. ``recipe``: see
+    :data:`RECIPES` (a model's ``config.kin_recipe``).
     """
+    sigma = _recipe(recipe)[0]
     missing = [k for k in ("speed", "angular_velocity", "body_length", "area") if k not in scalars]
     if missing:
         raise ValueError(f"preprocessing scalars lack {', '.join(missing)}; re-run preprocessing")
@@ -62,24 +84,28 @@ def from_scalars(scalars: Mapping[str, np.ndarray]) -> np.ndarray:
     typical_area = float(np.median(area[area > 0])) if (area > 0).any() else 1.0
     out = np.stack(
         [
-            np.log1p(_smooth(speed) / max(body, 1.0)),
-            np.arcsinh(_smooth(turn) / (2 * np.pi)),
-            _smooth(length) / max(body, 1.0) - 1.0,
-            _smooth(area) / max(typical_area, 1.0) - 1.0,
+            np.log1p(_smooth(speed, sigma) / max(body, 1.0)),
+            np.arcsinh(_smooth(turn, sigma) / (2 * np.pi)),
+            _smooth(length, sigma) / max(body, 1.0) - 1.0,
+            _smooth(area, sigma) / max(typical_area, 1.0) - 1.0,
         ],
         axis=1,
     )
     return out.astype(np.float32)
 
 
-def head_from_crops(crops: np.ndarray, fps: float) -> np.ndarray:
+def head_from_crops(
+    crops: np.ndarray, fps: float, recipe: int = KINEMATICS_RECIPE
+) -> np.ndarray:
     """(T, 2) float32 ``head_sway`` and ``head_motion`` from egocentric crops (T, S, S), uint8
     or float in [0, 1], nose towards +x as :func:`model.preprocess.egocentric_crop` makes them.
 
     head_sway: intensity-weighted mean row of the body's pixels ahead of its centroid, minus
     the crop's middle row, over the crop side (signed: which side the head is on).
-    head_motion: log of its mean absolute rate (crop widths per second) over 0.3 s.
+    head_motion: log of its mean absolute rate (crop widths per second) over a short window
+    (0.15 s; 0.3 s in recipe 1).
     """
+    _, sway_sigma, head_window = _recipe(recipe)
     n = len(crops)
     if n == 0:
         return np.zeros((0, len(HEAD_NAMES)), dtype=np.float32)
@@ -98,9 +124,9 @@ def head_from_crops(crops: np.ndarray, fps: float) -> np.ndarray:
         front = w * (xs[None, None, :] > cx[:, None, None])
         rows = front.sum(2)  # (B, S) weight per row, front half only
         sway[i : i + len(block)] = (rows * ys).sum(1) / (rows.sum(1) + 1e-6) / side
-    sway = _smooth(sway, 1.0)
+    sway = _smooth(sway, sway_sigma)
     rate = np.abs(np.gradient(sway)) * fps if n > 1 else np.zeros(n)
-    window = max(1, round(_HEAD_WINDOW_S * fps))
+    window = max(1, round(head_window * fps))
     motion = np.log(uniform_filter1d(rate, window, mode="nearest") + 1e-2)
     return np.stack([sway, motion], 1).astype(np.float32)
 

@@ -75,6 +75,9 @@ class SVAEConfig:
     # ``kin_weight``; the latents then mix pose and movement in a way that blurs syllables.
     kin_in_state: bool = False
     kin_noise: float = 0.1
+    # How the kinematics were computed (model.kinematics.RECIPES): segmenting must make them
+    # the same way. 1: models fitted before 2026-11-27, whose JSON lacks the field.
+    kin_recipe: int = 1
     # True: encoder and decoder are told each session's polarity (dark mouse on a light floor,
     # or bright as in depth video), so the latents need not spend themselves on how the two
     # kinds of video look and syllables are shared across them.

@@ -301,7 +301,7 @@ def handle_segment(ctx: JobContext) -> ResultWriter:
     seg = segment_frames(
         fitted,
         features.crops,  # uint8, memory-mapped: converted block by block, no float copy
-        features.kinematics(),
+        features.kinematics(fitted.config.kin_recipe),
         polarity=features.polarity,
         keep_posterior=False,
         progress=lambda f, m, _metrics: ctx.progress(0.05 + 0.9 * f, m),

@@ -125,3 +125,75 @@ def test_model_fitted_with_fewer_kinematics_takes_the_first_columns():
     a = segment_frames(model, frames, kin)
     b = segment_frames(model, frames, wider.astype(np.float32))
     assert np.array_equal(a.syllable, b.syllable)
+
+
+def test_recipe_two_keeps_a_change_of_behaviour_sharp():
+    """A mouse that starts running at frame 100: recipe 2 (new fits) lets the speed feature
+    move at most 2 frames before the change, recipe 1 (older models) 4 frames; both agree
+    far from the change, and an unknown recipe says to upgrade."""
+    from model.kinematics import KINEMATICS_RECIPE, RECIPES
+
+    scalars = _scalars(n=200)
+    scalars["speed"] = np.where(np.arange(200) < 100, 10.0, 200.0)
+    new, old = from_scalars(scalars), from_scalars(scalars, recipe=1)
+    assert KINEMATICS_RECIPE == 2 and set(RECIPES) == {1, 2}
+    assert np.allclose(from_scalars(scalars, recipe=2), new)
+
+    def first_moved(kin: np.ndarray) -> int:
+        return int(np.flatnonzero(kin[:, 0] > kin[0, 0] + 1e-3)[0])
+
+    assert first_moved(new) == 98 and first_moved(old) == 96
+    assert np.allclose(new[:90, 0], old[:90, 0]) and np.allclose(new[110:, 0], old[110:, 0])
+    with pytest.raises(ValueError, match="recipe 9.*upgrade"):
+        from_scalars(scalars, recipe=9)
+
+
+def test_head_motion_window_follows_the_recipe():
+    """head_motion averages over 0.15 s (recipe 2) or 0.3 s (recipe 1): a head that starts to
+    move at frame 30 raises the recipe-2 feature later than the recipe-1 one."""
+    from model.kinematics import head_from_crops
+
+    sway = np.where(np.arange(60) < 30, 0.0, 4.0 * np.sin(2 * np.pi * 3 * np.arange(60) / 30))
+    crops = _mouse_crops(sway)
+    new, old = head_from_crops(crops, 30.0), head_from_crops(crops, 30.0, recipe=1)
+
+    def first_moved(kin: np.ndarray) -> int:
+        return int(np.flatnonzero(kin[:, 1] > kin[0, 1] + 0.5)[0])
+
+    assert 25 <= first_moved(old) < first_moved(new) <= 30
+
+
+def test_models_record_how_their_kinematics_were_made(tmp_path):
+    """New fits record the kinematics recipe and noise they were fitted with; a model saved
+    before recipes existed (no field in its JSON) reads back as recipe 1."""
+    import json
+
+    from model.kinematics import KINEMATICS_RECIPE
+    from model.synthetic_slds import make_synthetic
+    from model.train import TrainSettings, fit_model
+
+    syn = make_synthetic(200, states=2, latent_dim=2, seed=1)
+    kin = from_scalars(_scalars(n=200))
+    settings = TrainSettings(hidden=16, steps_a=3, steps_c=2, batch=4, min_states=2,
+                             pretrain_passes=0.0, min_bout_s=0.0)
+    fitted = fit_model([syn.frames], [kin], states=2, latent_dim=2, settings=settings)
+    assert fitted.config.kin_recipe == KINEMATICS_RECIPE
+    assert fitted.config.kin_noise == settings.kin_noise == 0.3
+    model = _kin_model()
+    model.save(tmp_path)
+    config_file = next(p for p in tmp_path.iterdir() if p.suffix == ".json"
+                       and "kin_recipe" in p.read_text())
+    data = json.loads(config_file.read_text())
+    _drop_key(data, "kin_recipe")
+    config_file.write_text(json.dumps(data))
+    assert FittedModel.load(tmp_path).config.kin_recipe == 1
+
+
+def _drop_key(data: object, key: str) -> None:
+    if isinstance(data, dict):
+        data.pop(key, None)
+        for v in data.values():
+            _drop_key(v, key)
+    elif isinstance(data, list):
+        for v in data:
+            _drop_key(v, key)
