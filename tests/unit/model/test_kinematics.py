@@ -144,7 +144,7 @@ def test_recipe_two_keeps_a_change_of_behaviour_sharp():
 
     assert first_moved(new) == 98 and first_moved(old) == 96
     assert np.allclose(new[:90, 0], old[:90, 0]) and np.allclose(new[110:, 0], old[110:, 0])
-    with pytest.raises(ValueError, match="recipe 9.*upgrade"):
+    with pytest.raises(ValueError, match=r"recipe 9.*upgrade"):
         from_scalars(scalars, recipe=9)
 
 
