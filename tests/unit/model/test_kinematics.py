@@ -168,6 +168,7 @@ def test_models_record_how_their_kinematics_were_made(tmp_path):
     before recipes existed (no field in its JSON) reads back as recipe 1."""
     import json
 
+    from model.artifact import CONFIG_FILE
     from model.kinematics import KINEMATICS_RECIPE
     from model.synthetic_slds import make_synthetic
     from model.train import TrainSettings, fit_model
@@ -179,21 +180,9 @@ def test_models_record_how_their_kinematics_were_made(tmp_path):
     fitted = fit_model([syn.frames], [kin], states=2, latent_dim=2, settings=settings)
     assert fitted.config.kin_recipe == KINEMATICS_RECIPE
     assert fitted.config.kin_noise == settings.kin_noise == 0.3
-    model = _kin_model()
-    model.save(tmp_path)
-    config_file = next(p for p in tmp_path.iterdir() if p.suffix == ".json"
-                       and "kin_recipe" in p.read_text())
-    data = json.loads(config_file.read_text())
-    _drop_key(data, "kin_recipe")
-    config_file.write_text(json.dumps(data))
+    _kin_model().save(tmp_path)
+    config_file = tmp_path / CONFIG_FILE
+    meta = json.loads(config_file.read_text())
+    del meta["config"]["kin_recipe"]
+    config_file.write_text(json.dumps(meta))
     assert FittedModel.load(tmp_path).config.kin_recipe == 1
-
-
-def _drop_key(data: object, key: str) -> None:
-    if isinstance(data, dict):
-        data.pop(key, None)
-        for v in data.values():
-            _drop_key(v, key)
-    elif isinstance(data, list):
-        for v in data:
-            _drop_key(v, key)
