@@ -10,7 +10,10 @@ rigs and zoom levels:
   walk, and a jittery centroid at rest should not look like slow walking;
 - angular velocity in turns per second, squashed with arcsinh so single-frame heading jumps
   cannot dominate;
-- body length and area relative to the session's median (stretched out, hunched, reared);
+- body length and area relative to the animal's size (stretched out, hunched, reared): the
+  size is the mode of the body's area over the session (:func:`model.preprocess.typical_area`),
+  which does not move with how often the animal rears or grooms; a session median did, and so
+  made every frame of a cohort that rears more look "longer" (recipe 3, see :data:`RECIPES`);
 - from the egocentric crops (:func:`head_from_crops`): how far the front half of the body sits
   to one side of the body axis (head sway, in crop widths), and how fast it moves, averaged
   over 0.3 s and log-compressed: sniffing and investigating move the head while the body
@@ -29,6 +32,8 @@ from collections.abc import Mapping
 import numpy as np
 from scipy.ndimage import gaussian_filter1d, uniform_filter1d
 
+from model.body import body_scale, typical_area
+
 KINEMATIC_NAMES = ("log_speed", "turn_rate", "stretch", "area_ratio")
 HEAD_NAMES = ("head_sway", "head_motion")
 # What :meth:`model.features.Features.kinematics` gives. Models store how many they were fitted
@@ -43,8 +48,16 @@ ALL_KINEMATIC_NAMES = KINEMATIC_NAMES + HEAD_NAMES
 # most segmentation errors sat within 3 frames of a true boundary. Recipe 2 smooths half as
 # much and leaves the rest to the model, which sees the kinematics with noise (kin_noise 0.3):
 # on the synthetic benchmark set, ARI 0.72 -> 0.82 (docs/benchmarks.md, session 9).
-RECIPES: dict[int, tuple[float, float, float]] = {1: (1.5, 1.0, 0.3), 2: (0.75, 0.5, 0.15)}
-KINEMATICS_RECIPE = 2  # what new fits use
+# Recipe 3 keeps recipe 2's smoothing and measures the body in units of its typical size (the
+# mode of its area) instead of the session's median length and area: on synthetic cohorts that
+# differ only in how often they groom, rear and run, the median put "walking" at a stretch 0.3
+# within-behaviour standard deviations apart between cohorts (bench/invariance.py).
+RECIPES: dict[int, tuple[float, float, float]] = {
+    1: (1.5, 1.0, 0.3),
+    2: (0.75, 0.5, 0.15),
+    3: (0.75, 0.5, 0.15),
+}
+KINEMATICS_RECIPE = 3  # what new fits use
 _FLOOR = 0.15  # crop intensity taken as background when weighing the body's pixels
 _BLOCK = 4096  # frames per block: an hour of crops never becomes one float copy
 
@@ -80,14 +93,18 @@ def from_scalars(scalars: Mapping[str, np.ndarray], recipe: int = KINEMATICS_REC
     area = np.nan_to_num(np.asarray(scalars["area"], dtype=np.float64))
     if speed.size == 0:
         return np.zeros((0, len(KINEMATIC_NAMES)), dtype=np.float32)
-    body = float(np.median(length[length > 0])) if (length > 0).any() else 1.0
-    typical_area = float(np.median(area[area > 0])) if (area > 0).any() else 1.0
+    if recipe >= 3:
+        size = typical_area(area) or 1.0
+        body = body_scale(size)
+    else:
+        body = float(np.median(length[length > 0])) if (length > 0).any() else 1.0
+        size = float(np.median(area[area > 0])) if (area > 0).any() else 1.0
     out = np.stack(
         [
             np.log1p(_smooth(speed, sigma) / max(body, 1.0)),
             np.arcsinh(_smooth(turn, sigma) / (2 * np.pi)),
             _smooth(length, sigma) / max(body, 1.0) - 1.0,
-            _smooth(area, sigma) / max(typical_area, 1.0) - 1.0,
+            _smooth(area, sigma) / max(size, 1.0) - 1.0,
         ],
         axis=1,
     )

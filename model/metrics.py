@@ -115,3 +115,54 @@ def summary(truth: Labels | None, pred: Labels, fps: float) -> dict[str, float]:
         out["nmi"] = nmi(truth, pred)
         out["accuracy"] = hungarian_accuracy(truth, pred)[0]
     return out
+
+
+def syllable_leak(
+    truth_a: Labels, pred_a: Labels, truth_b: Labels, pred_b: Labels
+) -> tuple[float, dict[int, float]]:
+    """How differently two cohorts' frames of the same true behaviour are segmented.
+
+    Per behaviour b: the total variation distance between P(syllable | b, cohort A) and
+    P(syllable | b, cohort B), ``0.5 * sum_s |P_A(s|b) - P_B(s|b)|`` (0: the behaviour maps to
+    the same syllables in the same proportions; 1: to disjoint syllables). Returns the average
+    weighted by each behaviour's frames in both cohorts, and the distance per behaviour.
+    Behaviours seen in only one cohort are left out (nothing to compare).
+    """
+    ta, pa = _pair(truth_a, pred_a)
+    tb, pb = _pair(truth_b, pred_b)
+    per: dict[int, float] = {}
+    weights: dict[int, int] = {}
+    for b in np.intersect1d(np.unique(ta), np.unique(tb)):
+        sa, sb = pa[ta == b], pb[tb == b]
+        ids = np.union1d(sa, sb)
+        ca = np.array([np.count_nonzero(sa == s) for s in ids], dtype=np.float64) / sa.size
+        cb = np.array([np.count_nonzero(sb == s) for s in ids], dtype=np.float64) / sb.size
+        per[int(b)] = 0.5 * float(np.abs(ca - cb).sum())
+        weights[int(b)] = sa.size + sb.size
+    total = sum(weights.values())
+    mean = sum(per[b] * weights[b] for b in per) / total if total else 0.0
+    return mean, per
+
+
+def feature_shift(
+    truth_a: Labels, x_a: Sequence[np.ndarray], truth_b: Labels, x_b: Sequence[np.ndarray]
+) -> np.ndarray:
+    """(F,) how far each per-frame feature moves between two cohorts *within* a behaviour:
+    per behaviour, the difference of the cohorts' means over the pooled within-behaviour
+    standard deviation (a standardised mean difference), averaged over behaviours weighted by
+    frames. 0 when a feature describes a behaviour the same way in both cohorts."""
+    ta, tb = _flat(truth_a), _flat(truth_b)
+    xa, xb = np.concatenate(list(x_a)), np.concatenate(list(x_b))
+    if len(xa) != len(ta) or len(xb) != len(tb):
+        raise ValueError("give one feature row per labelled frame")
+    out = np.zeros(xa.shape[1])
+    total = 0
+    for b in np.intersect1d(np.unique(ta), np.unique(tb)):
+        fa, fb = xa[ta == b], xb[tb == b]
+        if len(fa) < 2 or len(fb) < 2:
+            continue
+        sd = np.sqrt(0.5 * (fa.var(0) + fb.var(0))) + 1e-9
+        n = len(fa) + len(fb)
+        out += n * np.abs(fa.mean(0) - fb.mean(0)) / sd
+        total += n
+    return out / max(total, 1)

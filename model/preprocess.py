@@ -51,6 +51,7 @@ import av
 import cv2
 import numpy as np
 
+from model.body import body_scale, typical_area
 from model.video import (
     _LUMA_FORMATS,
     VideoError,
@@ -76,7 +77,7 @@ _MAX_SAMPLES = 150
 _MIN_SAMPLES = 25
 _MIN_KEY_SAMPLES = 12  # fewer key frames than this: sample a full decode instead
 _SAMPLE_BYTES = 100_000_000  # cap on the memory held by background samples
-_CROP_SCALE = 1.5  # crop side in units of the median body length (tail trimmed)
+_CROP_SCALE = 1.5  # crop side in units of the body's length scale (tail trimmed)
 _SCAN_EVERY = 15  # frames between full-frame scans for other animals
 _SECOND_BLOB = 0.5  # a blob half the mouse's area or more counts as another animal
 
@@ -94,8 +95,8 @@ class BackgroundModel:
     contrast: float  # typical |mouse - floor|, grey levels
     noise: float  # robust standard deviation of frame - background, grey levels
     threshold: float  # |difference| above which a pixel belongs to the mouse
-    body_length: float  # median major-axis length of the (tail-trimmed) mouse, px
-    body_area: float  # median mouse area, px²
+    body_length: float  # the mouse's length scale, px (:func:`body_scale` of ``body_area``)
+    body_area: float  # typical mouse area (the mode, :func:`typical_area`), px²
     scale: int  # downscale factor of the full-frame search
     small: np.ndarray = field(repr=False)  # background downscaled by ``scale``
     provisional: bool = False  # body size not measured yet: no upper bound on blob size
@@ -195,6 +196,7 @@ class Preprocessed:
             "fraction_no_mouse": round(self.fraction_no_mouse, 4),
             "fraction_several_blobs": round(self.fraction_several_blobs, 4),
             "median_body_length_px": round(self.background.body_length, 2),
+            "body_area_px2": round(self.background.body_area, 2),
             "crop_side_px": round(self.background.crop_side, 2),
         }
 
@@ -662,9 +664,8 @@ def _fit_model(
         found = [d for d in dets if d.found]
         if len(found) < max(2, len(samples) // 4):
             break
-        model = make(
-            float(np.median([d.length for d in found])), float(np.median([d.area for d in found]))
-        )
+        area = typical_area(np.array([d.area for d in found]))
+        model = make(body_scale(area), area)
     return model, dets
 
 

@@ -128,21 +128,22 @@ def test_model_fitted_with_fewer_kinematics_takes_the_first_columns():
 
 
 def test_recipe_two_keeps_a_change_of_behaviour_sharp():
-    """A mouse that starts running at frame 100: recipe 2 (new fits) lets the speed feature
-    move at most 2 frames before the change, recipe 1 (older models) 4 frames; both agree
+    """A mouse that starts running at frame 100: recipes 2 and 3 (new fits: the same smoothing)
+    let the speed feature move at most 2 frames before the change, recipe 1 (older models) 4
+    frames; both agree
     far from the change, and an unknown recipe says to upgrade."""
     from model.kinematics import KINEMATICS_RECIPE, RECIPES
 
     scalars = _scalars(n=200)
     scalars["speed"] = np.where(np.arange(200) < 100, 10.0, 200.0)
-    new, old = from_scalars(scalars), from_scalars(scalars, recipe=1)
-    assert KINEMATICS_RECIPE == 2 and set(RECIPES) == {1, 2}
-    assert np.allclose(from_scalars(scalars, recipe=2), new)
+    new, old = from_scalars(scalars, recipe=2), from_scalars(scalars, recipe=1)
+    assert KINEMATICS_RECIPE == 3 and set(RECIPES) == {1, 2, 3}
 
     def first_moved(kin: np.ndarray) -> int:
         return int(np.flatnonzero(kin[:, 0] > kin[0, 0] + 1e-3)[0])
 
     assert first_moved(new) == 98 and first_moved(old) == 96
+    assert first_moved(from_scalars(scalars)) == 98  # recipe 3: recipe 2's smoothing
     assert np.allclose(new[:90, 0], old[:90, 0]) and np.allclose(new[110:, 0], old[110:, 0])
     with pytest.raises(ValueError, match=r"recipe 9.*upgrade"):
         from_scalars(scalars, recipe=9)
