@@ -198,6 +198,10 @@ class Preprocessed:
             "median_body_length_px": round(self.background.body_length, 2),
             "body_area_px2": round(self.background.body_area, 2),
             "crop_side_px": round(self.background.crop_side, 2),
+            # Recording conditions the cohort comparison checks for differences between cohorts.
+            "floor_brightness": round(float(np.median(self.background.image)), 1),
+            "contrast": round(self.background.contrast, 1),
+            "noise": round(self.background.noise, 2),
         }
 
 

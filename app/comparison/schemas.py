@@ -144,6 +144,24 @@ class DurationSample(BaseModel):
     durations_s: list[float]
 
 
+class NuisanceCheck(BaseModel):
+    """A recording condition compared between cohorts (per animal: median over its sessions;
+    per cohort: median over its animals)."""
+
+    condition: str
+    description: str
+    unit: str
+    cohort_medians: dict[str, float]
+    difference: float = Field(
+        description="largest cohort median over the smallest, minus 1 (relative) or their "
+        "difference (absolute)"
+    )
+    relative: bool
+    threshold: float
+    differs: bool
+    message: str = ""
+
+
 class ComparisonPublic(BaseModel):
     experiment_id: int
     model_id: int
@@ -159,4 +177,9 @@ class ComparisonPublic(BaseModel):
     locomotion: list[LocomotionResult]
     durations: list[DurationSample]
     warnings: list[str]
+    nuisances: list[NuisanceCheck] = Field(
+        default_factory=list,
+        description="recording conditions (body size in the video, brightness, contrast, "
+        "frame rate, tracking quality) compared between cohorts",
+    )
     methods: str

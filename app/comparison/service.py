@@ -23,7 +23,7 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.comparison import stats
+from app.comparison import nuisance, stats
 from app.comparison.schemas import (
     AnimalSummary,
     CohortSummary,
@@ -77,6 +77,7 @@ class Animal:
     distance_px: float | None = None
     speed_sum: float = 0.0
     speed_frames: int = 0
+    sessions: list[VideoSession] = field(default_factory=list)
 
     @property
     def usage(self) -> np.ndarray:
@@ -200,6 +201,7 @@ def load_design(
             )
             animals[subject.id] = animal
         sessions_per_cohort[cohort] += 1
+        animal.sessions.append(session)
         fps = session.fps or 30.0
         _add_session(animal, seg, by_segmentation.get(seg.id, np.zeros((0, 5))), fps)
         if not _add_locomotion(animal, session, storage):
@@ -457,6 +459,10 @@ def compare_design(db: Session, design: Design, *, alpha: float = ALPHA) -> Comp
         warnings=list(design.warnings),
         methods="",
     )
+    if comparable:
+        by_cohort = {c: [a.sessions for a in animals if a.cohort == c] for c in cohorts}
+        out.nuisances = nuisance.check_conditions(cohorts, by_cohort)
+        out.warnings.extend(nuisance.guard(out))
     out.methods = methods_text(design, out)
     return out
 
@@ -828,6 +834,9 @@ def methods_text(design: Design, result: ComparisonPublic) -> str:
             + "; ".join(f"{r.measure} p = {r.p_value:.3g}" for r in loco)
             + "."
         )
+    conditions = nuisance.methods_sentence(result)
+    if conditions:
+        text.append(conditions)
     text.append(f"Analysis by Syllabary (random seed {SEED}).")
     return " ".join(text)
 
