@@ -9,7 +9,7 @@ only, with the same true behaviour in every other respect:
 - ``mix``: the second cohort grooms, rears and runs 2.5x as often (the behaviour a drug might
   change; what each behaviour looks like is the same);
 - ``size``: its animals are 15 % longer (same camera, same arena);
-- ``zoom``: its camera gives 20 % more pixels per body length (arena and mouse both larger);
+- ``zoom``: its camera gives 20 % more pixels per body length (the same scene, enlarged);
 - ``light``: its video has 0.6x the gain and +40 grey levels of offset (less contrast, brighter);
 - ``fps``: it is filmed at 15 frames per second instead of 30.
 
@@ -46,6 +46,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
+import cv2
 import numpy as np
 import torch
 from calibration import compare_usage
@@ -55,7 +56,8 @@ from model.baselines import gaussian_hmm_fit_predict, pca_features
 from model.features import Features, from_preprocessed
 from model.kinematics import ALL_KINEMATIC_NAMES
 from model.preprocess import preprocess_video
-from model.segment import segment_frames
+from model.rate import at_rate, model_rate
+from model.segment import segment_features
 from model.synth import BEHAVIOURS, render_session, write_video
 from model.train import fit_model
 
@@ -67,6 +69,7 @@ class Cohort:
     fps: float = 30.0
     size: tuple[int, int] = (320, 240)
     body_length: float = 21.6  # px: 9 % of 240, the generator's default
+    zoom: float = 1.0  # the rendered frames enlarged by this factor (more pixels per cm)
     gain: float = 1.0
     offset: float = 0.0
     weights: dict[str, float] = field(default_factory=dict)
@@ -80,18 +83,24 @@ BASE = Cohort()
 PAIRS: dict[str, Cohort] = {
     "mix": replace(BASE, weights={"groom": 2.5, "rear": 2.5, "run": 2.5}),
     "size": replace(BASE, body_length=BASE.body_length * 1.15),
-    "zoom": replace(BASE, size=(384, 288), body_length=BASE.body_length * 1.2),
+    "zoom": replace(BASE, zoom=1.2),
     "light": replace(BASE, gain=0.6, offset=40.0),
     "fps": replace(BASE, fps=15.0),
 }
 
 
 def _frames(frames: Iterator[np.ndarray], cohort: Cohort) -> Iterator[np.ndarray]:
-    if cohort.gain == 1.0 and cohort.offset == 0.0:
-        yield from frames
-        return
+    """The camera's view: the rendered scene enlarged (a zoom enlarges everything, the camera's
+    blur and noise included; rendering a larger mouse instead would also change how the
+    generator rounds the tail's width to whole pixels), then gain and offset."""
+    w, h = cohort.size
+    zoomed = (round(w * cohort.zoom), round(h * cohort.zoom))
     for f in frames:
-        yield np.clip(f * cohort.gain + cohort.offset, 0, 255).astype(np.uint8)
+        if cohort.zoom != 1.0:
+            f = cv2.resize(f, zoomed, interpolation=cv2.INTER_LINEAR)
+        if cohort.gain != 1.0 or cohort.offset != 0.0:
+            f = np.clip(f * cohort.gain + cohort.offset, 0, 255).astype(np.uint8)
+        yield f
 
 
 def session(cohort: Cohort, seed: int, seconds: float, cache: Path) -> tuple[Features, np.ndarray]:
@@ -116,22 +125,27 @@ def session(cohort: Cohort, seed: int, seconds: float, cache: Path) -> tuple[Fea
 
 def segment(engine: str, sessions: list[Features], seed: int) -> list[np.ndarray]:
     """Fit one model on every session, then segment each: per-frame syllables."""
-    crops = [f.crops_float() for f in sessions]
-    kin = [f.kinematics() for f in sessions]
+    fps = model_rate([f.fps for f in sessions])
     if engine == "ghmm":
-        pcs = pca_features(crops, 10)
+        shown, back = zip(*(at_rate(f, fps) for f in sessions), strict=True)
+        kin = [f.kinematics() for f in shown]
+        pcs = pca_features([f.crops_float() for f in shown], 10)
         allk = np.concatenate(kin)
         z = [(k - allk.mean(0)) / np.maximum(allk.std(0), 1e-6) for k in kin]
         scale = float(np.concatenate(pcs).std())
         feats = [np.concatenate([p / scale, k], 1) for p, k in zip(pcs, z, strict=True)]
-        return list(gaussian_hmm_fit_predict(feats, len(BEHAVIOURS), seed=seed))
+        labels = gaussian_hmm_fit_predict(feats, len(BEHAVIOURS), seed=seed)
+        return [lab[b] for lab, b in zip(labels, back, strict=True)]
+    # As the worker does: one rate for the model, sessions resampled to it and back.
     torch.manual_seed(seed)
-    fps = float(np.median([f.fps for f in sessions]))
-    model = fit_model(crops, kin, fps=fps, polarities=[f.polarity for f in sessions])
-    return [
-        segment_frames(model, c, k, polarity=f.polarity, keep_posterior=False).syllable
-        for c, k, f in zip(crops, kin, sessions, strict=True)
-    ]
+    shown = [at_rate(f, fps)[0] for f in sessions]
+    model = fit_model(
+        [f.crops_float() for f in shown],
+        [f.kinematics() for f in shown],
+        fps=fps,
+        polarities=[f.polarity for f in shown],
+    )
+    return [segment_features(model, f, keep_posterior=False).syllable for f in sessions]
 
 
 def run_pair(
@@ -148,9 +162,13 @@ def run_pair(
     labels = segment(args.engine, feats, seed)
     n = args.animals
     leak, per = metrics.syllable_leak(truths[:n], labels[:n], truths[n:], labels[n:])
-    kin = [f.kinematics() for f in feats]
+    # What the model sees (at its frame rate), at each of the session's own frames.
+    fps = model_rate([f.fps for f in feats])
+    shown = [at_rate(f, fps) for f in feats]
+    kin = [f.kinematics()[b] for f, b in shown]
     kshift = metrics.feature_shift(truths[:n], kin[:n], truths[n:], kin[n:])
-    pcs = pca_features([f.crops_float() for f in feats], 10)
+    pcs = [p[b] for p, (_, b) in zip(pca_features([f.crops_float() for f, _ in shown], 10),
+                                      shown, strict=True)]
     pshift = metrics.feature_shift(truths[:n], pcs[:n], truths[n:], pcs[n:])
     worst = max(per, key=per.get) if per else 0
     usage = np.array([[np.mean(lab == s) for s in range(int(max(map(np.max, labels))) + 1)]

@@ -49,6 +49,7 @@ def fit(
     seed: int,
 ) -> None:
     """Fit a syllable model to VIDEOS and save it in --out."""
+    from model.rate import at_rate, model_rate
     from model.train import fit_model
 
     features = []
@@ -56,7 +57,9 @@ def fit(
         for video in videos:
             features.append(_preprocess(video, crop_size, bar))
             bar.update(1)
-    fps = float(features[0].fps)
+    # One rate for the model's dynamics; videos filmed at another are resampled to it.
+    fps = model_rate([f.fps for f in features])
+    features = [at_rate(f, fps)[0] for f in features]
     with tqdm(
         total=1000, desc="fitting", bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}"
     ) as bar:
@@ -89,7 +92,7 @@ def segment(videos: tuple[Path, ...], model_dir: Path, out_dir: Path) -> None:
     """Segment VIDEOS with a fitted model; write <stem>.ethogram.csv and <stem>.bouts.csv."""
     from model.artifact import FittedModel
     from model.ethogram import bouts_chunks, ethogram_chunks
-    from model.segment import segment_frames
+    from model.segment import segment_features
 
     fitted = FittedModel.load(model_dir)
     names = _names(model_dir, fitted.states)
@@ -98,14 +101,7 @@ def segment(videos: tuple[Path, ...], model_dir: Path, out_dir: Path) -> None:
     with tqdm(total=len(videos), desc="segmenting", unit="video") as bar:
         for video in videos:
             features = _preprocess(video, crop, bar)
-            seg = segment_frames(
-                # uint8 crops: segmenting converts them block by block, no float copy of all.
-                fitted,
-                features.crops,
-                features.kinematics(fitted.config.kin_recipe),
-                polarity=features.polarity,
-                keep_posterior=False,
-            )
+            seg = segment_features(fitted, features, keep_posterior=False)
             quality = [features.quality_names[q] for q in features.quality]
             with (out_dir / f"{video.stem}.ethogram.csv").open("w", newline="") as fh:
                 for chunk in ethogram_chunks(

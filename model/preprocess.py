@@ -78,6 +78,7 @@ _MIN_SAMPLES = 25
 _MIN_KEY_SAMPLES = 12  # fewer key frames than this: sample a full decode instead
 _SAMPLE_BYTES = 100_000_000  # cap on the memory held by background samples
 _CROP_SCALE = 1.5  # crop side in units of the body's length scale (tail trimmed)
+_CROP_BLUR = 0.6  # anti-aliasing before the crop is cut, Gaussian σ in crop pixels
 _SCAN_EVERY = 15  # frames between full-frame scans for other animals
 _SECOND_BLOB = 0.5  # a blob half the mouse's area or more counts as another animal
 
@@ -427,10 +428,8 @@ def _crop_u8(
 ) -> np.ndarray:
     """:func:`egocentric_crop` scaled to 0-255 as uint8: a quarter of the memory for an hour."""
     side = model.crop_side
-    # Sample at 2x the output size, then area-average down: no aliasing of the fur edge.
-    f = 2 if side > crop_size * 1.5 else 1
-    n = crop_size * f
-    a = side / n
+    n = crop_size
+    a = side / n  # source pixels per crop pixel
     c, s = math.cos(heading), math.sin(heading)
     h = (n - 1) / 2.0
     # One warp of the difference image, cut from a window just large enough for any rotation.
@@ -442,6 +441,11 @@ def _crop_u8(
     _, inside = cv2.threshold(diff, 0.5 * model.threshold, 255, cv2.THRESH_BINARY)
     smooth = signed_difference(patch, model.smooth[y0:y1, x0:x1], model.polarity)
     diff = cv2.copyTo(smooth, inside, diff)
+    # Anti-aliasing of a fixed width in crop pixels, whatever the zoom: a mouse filmed closer
+    # gives crops as smooth as one filmed from further away. (Choosing between 1x and 2x
+    # supersampling by the crop's size in pixels made a 20 % zoom move one principal component
+    # of the crops by two within-behaviour standard deviations.)
+    diff = cv2.GaussianBlur(diff, (0, 0), _CROP_BLUR * a)
     # Inverse map: output pixel (u, v) -> source (x, y) = centre + a·R(heading)·(u - h, v - h).
     m = np.array(
         [
@@ -452,8 +456,6 @@ def _crop_u8(
     )
     flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
     diff = cv2.warpAffine(diff, m, (n, n), flags=flags, borderMode=cv2.BORDER_CONSTANT)
-    if f > 1:
-        diff = cv2.resize(diff, (crop_size, crop_size), interpolation=cv2.INTER_AREA)
     return cv2.convertScaleAbs(diff, alpha=255.0 / max(1.25 * model.contrast, 1.0))
 
 

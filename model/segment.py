@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from model.artifact import FittedModel
+from model.features import Features
 from model.hmm import viterbi
 from model.priors import SLDSExpectations
 from model.svae import mean_field, observations
@@ -286,3 +287,36 @@ def segment_frames(
     if progress:
         progress(1.0, "done", {"bouts": len(seg.bouts)})
     return seg
+
+
+def segment_features(
+    model: FittedModel,
+    features: Features,
+    *,
+    progress: Callable[[float, str, dict], None] | None = None,
+    keep_posterior: bool = True,
+) -> Segmentation:
+    """Syllables of a preprocessed session at its own frames, made the way the model was
+    fitted: the session is shown to the model at the model's frame rate
+    (:func:`model.rate.at_rate`), with kinematics made by the model's recipe and the session's
+    polarity; the labels are then carried back to the session's frames, so a 15 fps session
+    segmented by a 30 fps model keeps its frame count and its durations in seconds."""
+    from model.rate import at_rate
+
+    shown, back = at_rate(features, model.config.fps)
+    seg = segment_frames(
+        model,
+        shown.crops,  # uint8, memory-mapped: converted block by block, no float copy
+        shown.kinematics(model.config.kin_recipe) if model.config.kinematics else None,
+        polarity=shown.polarity,
+        keep_posterior=keep_posterior,
+        progress=progress,
+    )
+    if shown is features:
+        return seg
+    post = None if seg.posterior is None else seg.posterior[back]
+    labels = seg.syllable[back]
+    out = summarize(np.zeros((len(labels), len(seg.usage)), np.float32), labels, False)
+    out.probability = seg.probability[back]
+    out.posterior = post
+    return out

@@ -194,6 +194,7 @@ def model_dir(model_id: int) -> str:
 
 def handle_fit(ctx: JobContext) -> ResultWriter:
     from model.features import load
+    from model.rate import at_rate, model_rate
     from model.train import fit_model
 
     model_id = int(ctx.params["model_id"])
@@ -207,7 +208,9 @@ def handle_fit(ctx: JobContext) -> ResultWriter:
         raise PermanentJobError(f"These sessions were not preprocessed: {', '.join(missing)}.")
     ctx.progress(0.0, f"loading {len(sessions)} session(s)")
     features = [load(storage.abspath(s.features_path or "")) for s in sessions]
-    fps = float(np.median([f.fps for f in features]))
+    # One rate for the model's dynamics; sessions filmed at another are resampled to it.
+    fps = model_rate([f.fps for f in features])
+    features = [at_rate(f, fps)[0] for f in features]
     curve: list[dict[str, Any]] = []
     t0 = time.monotonic()
 
@@ -283,7 +286,7 @@ def _fitted(path: str) -> Any:
 
 def handle_segment(ctx: JobContext) -> ResultWriter:
     from model.features import load
-    from model.segment import segment_frames
+    from model.segment import segment_features
 
     model_id = int(ctx.params["model_id"])
     session = _load_session(ctx)
@@ -298,11 +301,9 @@ def handle_segment(ctx: JobContext) -> ResultWriter:
     ctx.progress(0.02, "loading the model and the session")
     fitted = _fitted(str(storage.abspath(artifact)))
     features = load(storage.abspath(session.features_path))
-    seg = segment_frames(
+    seg = segment_features(
         fitted,
-        features.crops,  # uint8, memory-mapped: converted block by block, no float copy
-        features.kinematics(fitted.config.kin_recipe),
-        polarity=features.polarity,
+        features,
         keep_posterior=False,
         progress=lambda f, m, _metrics: ctx.progress(0.05 + 0.9 * f, m),
     )
