@@ -85,7 +85,8 @@ CONDITIONS: tuple[Condition, ...] = (
         lambda s: float(s.fps) if s.fps else None,
         True,
         0.02,
-        "another camera setting; syllables are dynamics, so their look changes with the rate",
+        "another camera setting; sessions are shown to the model at one rate, but movements "
+        "faster than the lower rate can resolve are lost in its cohort",
     ),
     Condition(
         "fraction_no_mouse",
@@ -154,8 +155,10 @@ def check_conditions(
 
 def _message(cond: Condition, medians: dict[str, float], difference: float) -> str:
     values = ", ".join(f"{c} {_format(v, cond.unit)}" for c, v in medians.items())
-    size = f"{difference:.0%}" if cond.relative else _format(difference, cond.unit)
-    return f"These cohorts differ in {cond.words} ({values}; {size} apart): {cond.why}."
+    if cond.key != "fps":
+        size = f"{difference:.0%}" if cond.relative else _format(difference, cond.unit)
+        values += f"; {size} apart"
+    return f"These cohorts differ in {cond.words} ({values}): {cond.why}."
 
 
 def exclusive_syllables(
@@ -205,10 +208,9 @@ def guard(result: ComparisonPublic) -> list[str]:
             f" Check {_names(unique)} (they differ between cohorts or belong to one) in the "
             "example clips of both cohorts before trusting them."
             if unique
-            else ""
+            else " No syllable differs between them now; recheck after adding animals."
         )
-        for c in differing:
-            out.append(c.message + check)
+        out.append(" ".join(c.message for c in differing) + check)
     return out
 
 

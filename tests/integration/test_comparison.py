@@ -74,11 +74,15 @@ def populate(
     unsegmented: int = 0,
     ready: bool = True,
     name: str = "Drug study",
+    control: np.ndarray = CONTROL,
+    quality: Callable[[str, int], dict[str, Any]] | None = None,
+    fps: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """An experiment with cohorts of animals (``(cohort, animals, sessions per animal)``),
     a ready model of ``STATES`` syllables and a segmentation of every session. Cohorts other
-    than the first get ``effect`` (default :data:`PLANTED`) added to the bout probabilities.
-    Returns ids."""
+    than the first get ``effect`` (default :data:`PLANTED`) added to the bout probabilities
+    (``control``). ``quality(cohort, animal)`` gives a session's recording conditions as ingest
+    stores them, ``fps`` a cohort's frame rate. Returns ids."""
     from sqlalchemy import select
 
     import app.models  # noqa: F401 - every table mapped (sessions refer to jobs)
@@ -115,7 +119,7 @@ def populate(
             cohort = Cohort(experiment_id=experiment.id, name=cohort_name)
             db.add(cohort)
             db.flush()
-            probs = CONTROL.copy()
+            probs = np.asarray(control, dtype=np.float64).copy()
             if ci > 0:
                 for k, d in effect.items():
                     probs[k] += d
@@ -140,9 +144,10 @@ def populate(
                         size_bytes=1000,
                         sha256=uuid.uuid4().hex,
                         frame_count=frames,
-                        fps=FPS,
+                        fps=(fps or {}).get(cohort_name, FPS),
                         duration_s=frames / FPS,
                         features_path=rel,
+                        quality=quality(cohort_name, a) if quality else None,
                     )
                     db.add(session)
                     db.flush()
@@ -430,3 +435,71 @@ def test_comparison_of_a_real_pipeline_run(make_app, workers, tmp_path):
         csv.DictReader(io.StringIO(client.get(f"/api/experiments/{eid}/comparison/usage.csv").text))
     )
     assert len(rows) == 4 * 6
+
+
+def _recorded(body: dict[str, float], fraction_no_mouse: dict[str, float] | None = None):
+    """Recording conditions per session as ingest stores them, with a little spread between
+    animals; ``body`` is each cohort's body length in the video (px)."""
+
+    def quality(cohort: str, animal: int) -> dict[str, Any]:
+        jitter = 1.0 + 0.01 * ((animal % 3) - 1)
+        return {
+            "median_body_length_px": body[cohort] * jitter,
+            "floor_brightness": 170.0 + animal,
+            "contrast": 120.0 * jitter,
+            "fraction_no_mouse": (fraction_no_mouse or {}).get(cohort, 0.0),
+            "fraction_several_blobs": 0.0,
+            "polarity": "dark",
+        }
+
+    return quality
+
+
+def test_cohorts_recorded_alike_raise_no_recording_warning(client_and_db):
+    client, factory, root = client_and_db
+    ids = populate(factory, root, quality=_recorded({"saline": 28.0, "drug": 28.3}))
+    data = client.get(f"/api/experiments/{ids['experiment']}/comparison").json()
+    checks = {c["condition"]: c for c in data["nuisances"]}
+    assert set(checks) == {"body_size", "floor_brightness", "contrast", "fps",
+                           "fraction_no_mouse", "fraction_several_blobs"}  # fmt: skip
+    assert not any(c["differs"] for c in checks.values()), checks
+    assert checks["body_size"]["cohort_medians"]["drug"] == pytest.approx(28.3)
+    text = " ".join(data["warnings"])
+    assert "differ in" not in text and "almost only" not in text
+    assert "Recording conditions were compared" in data["methods"]
+    assert "did not differ" in data["methods"]
+
+
+def test_cohorts_recorded_differently_are_warned_in_words(client_and_db):
+    """Drug animals 15 % larger in the video, filmed at 15 fps, with more frames without a
+    tracked mouse: each is said in words, with the syllables to check (the planted 1 and 2,
+    which differ significantly), in the warnings and in the methods text."""
+    client, factory, root = client_and_db
+    ids = populate(
+        factory,
+        root,
+        quality=_recorded({"saline": 28.0, "drug": 32.2}, {"drug": 0.12}),
+        fps={"drug": 15.0},
+    )
+    data = client.get(f"/api/experiments/{ids['experiment']}/comparison").json()
+    differs = {c["condition"] for c in data["nuisances"] if c["differs"]}
+    assert differs == {"body_size", "fps", "fraction_no_mouse"}
+    text = "\n".join(data["warnings"])
+    assert "These cohorts differ in the animals' body size in the video" in text
+    assert "(drug 32.2 px, saline 28 px; 15% apart)" in text
+    assert "These cohorts differ in the frame rate (drug 15 frames/s, saline 30 frames/s)" in text
+    assert "share of frames without a tracked mouse" in text
+    assert text.count("Check syllable 1 and syllable 2") == 1
+    assert "differed in the animals' body size in the video, the frame rate" in data["methods"]
+
+
+def test_a_syllable_used_by_one_cohort_only_is_warned(client_and_db):
+    client, factory, root = client_and_db
+    control = CONTROL.copy()
+    control[5] = 0.0
+    ids = populate(factory, root, control=control, effect={5: 0.15},
+                   quality=_recorded({"saline": 28.0, "drug": 28.0}))
+    data = client.get(f"/api/experiments/{ids['experiment']}/comparison").json()
+    exclusive = [w for w in data["warnings"] if "almost only" in w]
+    assert len(exclusive) == 1 and "syllable 5 is used almost only by 'drug' (100%" in exclusive[0]
+    assert not any(c["differs"] for c in data["nuisances"])
