@@ -227,6 +227,21 @@ function statsTable(data) {
   document.getElementById("locomotion-table").replaceChildren(
     h("table", { class: "stat-table" }, h("thead", {}, h("tr", {}, h("th", {}, "measure"), ...cohorts.map((c) => h("th", {}, c)), h("th", {}, "test"))),
       h("tbody", {}, loco)));
+  conditionsTable(data, cohorts);
+}
+
+// Recording conditions per cohort (median over its animals): a difference here can make the
+// same behaviour look different to the model, so it is flagged in words above as well.
+function conditionsTable(data, cohorts) {
+  const fmt = (c, v) => (v == null ? "–" : c.unit === "" ? fmtPct(v, 1) : `${Number(v.toPrecision(3))} ${c.unit}`);
+  const rows = data.nuisances.map((c) => h("tr", { class: c.differs ? "significant" : "", dataset: { condition: c.condition, differs: c.differs } },
+    h("td", {}, c.description),
+    ...cohorts.map((name) => h("td", { class: "num" }, fmt(c, c.cohort_medians[name]))),
+    h("td", {}, c.differs ? "differs: check the syllables named above" : "alike")));
+  document.getElementById("conditions-table").replaceChildren(rows.length
+    ? h("table", { class: "stat-table", id: "recording-conditions" }, h("thead", {}, h("tr", {}, h("th", {}, "condition"), ...cohorts.map((c) => h("th", {}, c)), h("th", {}, ""))),
+      h("tbody", {}, rows))
+    : h("p", { class: "small muted" }, "No recording conditions were measured for these sessions."));
 }
 
 function showWarnings(warnings) {

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import LiveServer, screenshot
-from tests.integration.test_comparison import STATES, populate
+from tests.integration.test_comparison import STATES, _recorded, populate
 
 pytestmark = [pytest.mark.e2e]
 
@@ -28,8 +28,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
         live.stop()
 
 
-@pytest.fixture(scope="module")
-def experiment(server: LiveServer) -> dict[str, Any]:
+def _populate(server: LiveServer, **kwargs: Any) -> dict[str, Any]:
     from app.core.config import Settings
     from app.core.db import engine_for, session_factory
 
@@ -41,10 +40,16 @@ def experiment(server: LiveServer) -> dict[str, Any]:
             settings.files_dir,
             design=(("saline", 5, 1), ("drug", 5, 1)),
             frames=4000,
+            **kwargs,
         )
     finally:
         engine.dispose()
         engine_for.cache_clear()
+
+
+@pytest.fixture(scope="module")
+def experiment(server: LiveServer) -> dict[str, Any]:
+    return _populate(server)
 
 
 def test_comparison_page(server: LiveServer, experiment: dict[str, Any], page: Any) -> None:
@@ -95,6 +100,9 @@ def test_comparison_page(server: LiveServer, experiment: dict[str, Any], page: A
     methods = page.inner_text("#methods")
     assert "Mann–Whitney" in methods and "Benjamini–Hochberg" in methods
     assert page.locator("#warnings").is_hidden()
+    # Recording conditions: only the frame rate is known here, the same in both cohorts.
+    assert page.locator("#recording-conditions tr[data-differs='false']").count() == 1
+    assert "30 frames/s" in page.inner_text("#recording-conditions")
     screenshot(page, "comparison")
 
     # CSV from the page's own link.
@@ -121,3 +129,23 @@ def test_comparison_page(server: LiveServer, experiment: dict[str, Any], page: A
     assert "cohorts=saline" in page.url
     screenshot(page, "comparison-one-cohort")
     assert not page.js_errors, page.js_errors
+
+
+def test_comparison_page_warns_of_cohorts_recorded_differently(
+    server: LiveServer, page: Any
+) -> None:
+    """Drug animals 15 % larger in the video: the page says so in words, names the syllables
+    to check, and marks the condition in the recording-conditions table."""
+    ids = _populate(server, name="Size study", quality=_recorded({"saline": 28.0, "drug": 32.2}))
+    page.goto(f"{server.url}/experiments/{ids['experiment']}/comparison?cohorts=saline,drug")
+    page.wait_for_selector("body[data-comparison-ready='1']")
+    warnings = page.inner_text("#warnings")
+    assert "These cohorts differ in the animals' body size in the video" in warnings
+    assert "Check syllable 1 and syllable 2" in warnings
+    differs = page.locator("#recording-conditions tr[data-differs='true']")
+    assert differs.count() == 1 and differs.first.get_attribute("data-condition") == "body_size"
+    assert page.locator("#recording-conditions tr").count() == 7  # header + 6 conditions
+    assert "differed in the animals' body size" in page.inner_text("#methods")
+    assert not page.js_errors, page.js_errors
+    page.locator("#recording-conditions").scroll_into_view_if_needed()
+    screenshot(page, "comparison-recording-conditions")
