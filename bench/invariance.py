@@ -59,7 +59,7 @@ from model.preprocess import preprocess_video
 from model.rate import at_rate, model_rate
 from model.segment import segment_features
 from model.synth import BEHAVIOURS, render_session, write_video
-from model.train import fit_model
+from model.train import fit_features
 
 
 @dataclass(frozen=True)
@@ -138,15 +138,8 @@ def segment(engine: str, sessions: list[Features], seed: int) -> list[np.ndarray
         return [lab[b] for lab, b in zip(labels, back, strict=True)]
     # As the worker does: one rate for the model, sessions resampled to it and back.
     torch.manual_seed(seed)
-    shown = [at_rate(f, fps)[0] for f in sessions]
-    model = fit_model(
-        [f.crops_float() for f in shown],
-        [f.kinematics() for f in shown],
-        fps=fps,
-        polarities=[f.polarity for f in shown],
-    )
+    model = fit_features(sessions)
     return [segment_features(model, f, keep_posterior=False).syllable for f in sessions]
-
 
 def run_pair(
     name: str, args: argparse.Namespace, cache: Path, seed: int = 0

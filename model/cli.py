@@ -49,17 +49,13 @@ def fit(
     seed: int,
 ) -> None:
     """Fit a syllable model to VIDEOS and save it in --out."""
-    from model.rate import at_rate, model_rate
-    from model.train import fit_model
+    from model.train import fit_features
 
     features = []
     with tqdm(total=len(videos), desc="preprocessing", unit="video") as bar:
         for video in videos:
             features.append(_preprocess(video, crop_size, bar))
             bar.update(1)
-    # One rate for the model's dynamics; videos filmed at another are resampled to it.
-    fps = model_rate([f.fps for f in features])
-    features = [at_rate(f, fps)[0] for f in features]
     with tqdm(
         total=1000, desc="fitting", bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}"
     ) as bar:
@@ -69,15 +65,8 @@ def fit(
             bar.set_postfix_str(message[:60])
             bar.refresh()
 
-        model = fit_model(
-            [f.crops_float() for f in features],
-            [f.kinematics() for f in features],
-            states=states,
-            epochs=epochs,
-            seed=seed,
-            fps=fps,
-            progress=progress,
-            polarities=[f.polarity for f in features],
+        model = fit_features(
+            features, states=states, epochs=epochs, seed=seed, progress=progress
         )
     model.summary["crop_size"] = crop_size  # segmenting must preprocess the same way
     model.save(out_dir)

@@ -79,6 +79,11 @@ _MIN_KEY_SAMPLES = 12  # fewer key frames than this: sample a full decode instea
 _SAMPLE_BYTES = 100_000_000  # cap on the memory held by background samples
 _CROP_SCALE = 1.5  # crop side in units of the body's length scale (tail trimmed)
 _CROP_BLUR = 0.6  # anti-aliasing before the crop is cut, Gaussian σ in crop pixels
+#: How crops are framed. 1: side 1.5x the median body length of the sampled frames, 1x or 2x
+#: supersampling by crop size (sessions ingested before 2026-12-07); 2: side 1.5x the length
+#: scale of the body's typical area (:mod:`model.body`), anti-aliased at a fixed width. A model
+#: only segments sessions framed as its training sessions were (``FittedModel.summary``).
+CROP_FRAMING = 2
 _SCAN_EVERY = 15  # frames between full-frame scans for other animals
 _SECOND_BLOB = 0.5  # a blob half the mouse's area or more counts as another animal
 
@@ -199,6 +204,7 @@ class Preprocessed:
             "median_body_length_px": round(self.background.body_length, 2),
             "body_area_px2": round(self.background.body_area, 2),
             "crop_side_px": round(self.background.crop_side, 2),
+            "crop_framing": CROP_FRAMING,
             # Recording conditions the cohort comparison checks for differences between cohorts.
             "floor_brightness": round(float(np.median(self.background.image)), 1),
             "contrast": round(self.background.contrast, 1),

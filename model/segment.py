@@ -289,6 +289,12 @@ def segment_frames(
     return seg
 
 
+def framing(summary: dict) -> int:
+    """The crop framing (:data:`model.preprocess.CROP_FRAMING`) a session's features or a
+    model's training sessions were made with; 1 where it was not recorded (older files)."""
+    return int(summary.get("crop_framing", 1))
+
+
 def segment_features(
     model: FittedModel,
     features: Features,
@@ -303,6 +309,12 @@ def segment_features(
     segmented by a 30 fps model keeps its frame count and its durations in seconds."""
     from model.rate import at_rate
 
+    if framing(model.summary) != framing(features.summary):
+        raise ValueError(
+            f"this session's crops are framed by version {framing(features.summary)} of "
+            f"Syllabary's preprocessing, the model's training sessions by version "
+            f"{framing(model.summary)}: fit a new model to segment it"
+        )
     shown, back = at_rate(features, model.config.fps)
     seg = segment_frames(
         model,

@@ -29,6 +29,7 @@ import torch
 from sklearn.cluster import KMeans
 
 from model.artifact import FittedModel, default_device
+from model.features import Features
 from model.hmm import forward_backward
 from model.kinematics import KINEMATICS_RECIPE
 from model.kinematics import standardizer as kin_standardizer
@@ -892,4 +893,40 @@ def fit_model(
     model.params = params_to(model.params, dev)
     fitted = FittedModel(config, model, summary)
     report(1.0, "done", {k: summary[k] for k in ("states_used", "median_duration_ms")})
+    return fitted
+
+
+def fit_features(
+    features: list[Features],
+    *,
+    progress: ProgressFn | None = None,
+    **kwargs: Any,
+) -> FittedModel:
+    """Fit a model to preprocessed sessions the way every caller must: one frame rate for the
+    model's dynamics (:func:`model.rate.model_rate`; sessions filmed at another are shown to it
+    resampled), kinematics by the current recipe, each session's polarity, and the crop framing
+    recorded so that the model only ever segments sessions framed the same way. ``kwargs`` go
+    to :func:`fit_model` (states, epochs, seed, settings, ...)."""
+    from model.rate import at_rate, model_rate
+    from model.segment import framing
+
+    if not features:
+        raise ValueError("fit_features needs at least one session")
+    framings = {framing(f.summary) for f in features}
+    if len(framings) > 1:
+        raise ValueError(
+            f"the sessions' crops are framed by different versions of preprocessing "
+            f"({sorted(framings)}): preprocess the older sessions again before fitting"
+        )
+    fps = model_rate([f.fps for f in features])
+    shown = [at_rate(f, fps)[0] for f in features]
+    fitted = fit_model(
+        [f.crops_float() for f in shown],
+        [f.kinematics() for f in shown],
+        fps=fps,
+        progress=progress,
+        polarities=[f.polarity for f in shown],
+        **kwargs,
+    )
+    fitted.summary["crop_framing"] = framings.pop()
     return fitted

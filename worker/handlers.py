@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sqlalchemy.orm import Session
@@ -25,6 +25,9 @@ from app.syllables import service as syllables
 from app.syllables.models import SyllableModel
 from model.video import VideoLimitExceeded, VideoLimits, probe
 from worker.runner import Handler, JobContext, PermanentJobError, ResultWriter
+
+if TYPE_CHECKING:
+    from model.features import Features
 
 
 def _load_session(ctx: JobContext) -> VideoSession:
@@ -194,8 +197,9 @@ def model_dir(model_id: int) -> str:
 
 def handle_fit(ctx: JobContext) -> ResultWriter:
     from model.features import load
-    from model.rate import at_rate, model_rate
-    from model.train import fit_model
+    from model.preprocess import CROP_FRAMING
+    from model.segment import framing
+    from model.train import fit_features
 
     model_id = int(ctx.params["model_id"])
     with session_factory(ctx.engine)() as db:
@@ -208,9 +212,14 @@ def handle_fit(ctx: JobContext) -> ResultWriter:
         raise PermanentJobError(f"These sessions were not preprocessed: {', '.join(missing)}.")
     ctx.progress(0.0, f"loading {len(sessions)} session(s)")
     features = [load(storage.abspath(s.features_path or "")) for s in sessions]
-    # One rate for the model's dynamics; sessions filmed at another are resampled to it.
-    fps = model_rate([f.fps for f in features])
-    features = [at_rate(f, fps)[0] for f in features]
+    # Sessions ingested before crops were framed as now are preprocessed again from their
+    # originals (read-only, never touched): one model must see every session framed alike.
+    requality: dict[int, dict[str, Any]] = {}
+    for i, (s, f) in enumerate(zip(sessions, features, strict=True)):
+        if framing(f.summary) != CROP_FRAMING:
+            ctx.progress(0.0, f"preprocessing {s.original_filename} again (older crop framing)")
+            features[i] = _preprocess_again(ctx, s, storage)
+            requality[s.id] = dict(features[i].summary)
     curve: list[dict[str, Any]] = []
     t0 = time.monotonic()
 
@@ -228,15 +237,10 @@ def handle_fit(ctx: JobContext) -> ResultWriter:
         )
         ctx.progress(fraction * 0.97, f"{message}{left}")
 
-    fitted = fit_model(
-        [f.crops_float() for f in features],
-        [f.kinematics() for f in features],
-        states=states,
-        epochs=ctx.params.get("epochs"),
-        fps=fps,
-        progress=progress,
-        polarities=[f.polarity for f in features],
+    fitted = fit_features(
+        features, states=states, epochs=ctx.params.get("epochs"), progress=progress
     )
+    del features
     fitted.summary["crop_size"] = ctx.settings.crop_size
     artifact = model_dir(model_id)
     fitted.save(storage.abspath(artifact))
@@ -244,6 +248,8 @@ def handle_fit(ctx: JobContext) -> ResultWriter:
     settings = ctx.settings
 
     def write(db: Session) -> dict[str, Any]:
+        for session_id, quality in requality.items():
+            experiments.get_session_or_raise(db, session_id).quality = quality
         # The whole curve, even when the fit ended before a heartbeat sent it.
         jobs.set_metrics(db, job_id=ctx.job_id, metrics=curve[-500:])
         queued = syllables.record_fit(
@@ -257,6 +263,19 @@ def handle_fit(ctx: JobContext) -> ResultWriter:
         return {"model_id": model_id, "summary": summary, "segment_jobs": len(queued)}
 
     return write
+
+
+def _preprocess_again(ctx: JobContext, session: VideoSession, storage: Storage) -> Features:
+    """The session's features made again from its original by today's preprocessing, saved
+    over the old ones (derived data; the original is only read)."""
+    from model.features import from_preprocessed, save
+    from model.preprocess import preprocess_video
+
+    original = storage.abspath(session.original_path)
+    pre = preprocess_video(original, crop_size=ctx.settings.crop_size)
+    features = from_preprocessed(pre)
+    save(features, storage.abspath(session.features_path or ""))
+    return features
 
 
 def _jsonable(value: Any) -> Any:
@@ -286,7 +305,7 @@ def _fitted(path: str) -> Any:
 
 def handle_segment(ctx: JobContext) -> ResultWriter:
     from model.features import load
-    from model.segment import segment_features
+    from model.segment import framing, segment_features
 
     model_id = int(ctx.params["model_id"])
     session = _load_session(ctx)
@@ -294,13 +313,19 @@ def handle_segment(ctx: JobContext) -> ResultWriter:
         model = syllables.get_model_or_raise(db, model_id)
         if model.status != "ready" or not model.artifact_path:
             raise PermanentJobError(f"model version {model.version} is not ready")
-        artifact = model.artifact_path
+        artifact, model_version = model.artifact_path, model.version
     if not session.features_path:
         raise PermanentJobError(f"{session.original_filename} has not been preprocessed yet")
     storage = _storage(ctx)
     ctx.progress(0.02, "loading the model and the session")
     fitted = _fitted(str(storage.abspath(artifact)))
     features = load(storage.abspath(session.features_path))
+    if framing(fitted.summary) != framing(features.summary):
+        raise PermanentJobError(
+            f"Model version {model_version} was fitted on crops framed by an older version of "
+            f"Syllabary's preprocessing than {session.original_filename}'s: fit a new model "
+            "(it preprocesses the older sessions again) to segment this session."
+        )
     seg = segment_features(
         fitted,
         features,

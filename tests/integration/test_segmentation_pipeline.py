@@ -66,6 +66,25 @@ def jobs_done(client: Any, session_id: int, kinds: set[str]) -> list[dict[str, A
     return jobs if kinds <= done else None
 
 
+def _pretend_older_framing(client: Any, session_id: int) -> Path:
+    """Rewrite a session's features as preprocessing before crop framing 2 left them (no
+    ``crop_framing`` recorded); returns the features file."""
+    from model.features import load, save
+
+    app = client.app
+    with app.state.session_factory() as db:
+        from app.experiments.models import VideoSession
+
+        row = db.get(VideoSession, session_id)
+        path = Path(app.state.storage.abspath(row.features_path))
+        features = load(path, mmap=False)
+        features.summary.pop("crop_framing", None)
+        save(features, path)
+        row.quality = {k: v for k, v in (row.quality or {}).items() if k != "crop_framing"}
+        db.commit()
+    return path
+
+
 def test_upload_ingest_fit_segment_browse_export(make_app, workers, tmp_path, shared_data):
     env = backend_env(tmp_path, clips_per_syllable=2)
     client = make_app(env)
@@ -92,6 +111,11 @@ def test_upload_ingest_fit_segment_browse_export(make_app, workers, tmp_path, sh
     assert client.get(session["thumbnail_url"]).content[:2] == b"\xff\xd8"
     assert client.get(f"/api/sessions/{sid}/ethogram.csv").status_code == 404  # not segmented
 
+    # As if ingested by an older Syllabary, whose crops were framed otherwise: the fit must
+    # preprocess it again from the original, so that one model sees every session alike.
+    features_file = _pretend_older_framing(client, sid)
+    assert session["quality"]["crop_framing"] == 2
+
     fit = client.post(f"/api/experiments/{eid}/fit", json={"states": 4, "epochs": 1})
     assert fit.status_code == 202, fit.text
     job = wait_for(
@@ -109,6 +133,10 @@ def test_upload_ingest_fit_segment_browse_export(make_app, workers, tmp_path, sh
     assert {"probe", "ingest", "fit"} <= kinds
     model = client.get(f"/api/experiments/{eid}/models").json()[0]
     assert model["status"] == "ready" and model["version"] == 1
+    from model.features import load
+
+    assert load(features_file).summary["crop_framing"] == 2
+    assert client.get(f"/api/sessions/{sid}").json()["quality"]["crop_framing"] == 2
     wait_for(lambda: jobs_done(client, sid, {"segment"}), timeout=120, what="segmentation")
 
     viewer = client.get(f"/api/sessions/{sid}/viewer").json()

@@ -88,3 +88,23 @@ def test_segmenting_a_15_fps_session_keeps_its_frames(tmp_path):
     assert b.bouts[0][0] == 0 and b.bouts[-1][1] == n // 2
     assert np.isclose(b.usage.sum(), 1.0)
     assert np.mean(b.syllable == a.syllable[::2]) > 0.9
+
+
+def test_crops_framed_otherwise_are_refused_in_words():
+    """A model only segments sessions whose crops were framed as its training sessions' were,
+    and one fit never mixes framings."""
+    from model.segment import segment_features
+    from model.synthetic_slds import make_synthetic
+    from model.train import TrainSettings, fit_features, fit_model
+
+    syn = make_synthetic(100, states=2, latent_dim=2, seed=1)
+    settings = TrainSettings(hidden=16, steps_a=2, steps_c=1, batch=4, min_states=2,
+                             pretrain_passes=0.0, min_bout_s=0.0)
+    fitted = fit_model([np.clip(syn.frames, 0, 1)], None, states=2, latent_dim=2,
+                       settings=settings)  # no framing recorded: an older model (framing 1)
+    newer = _features(100, 30.0)
+    newer.summary["crop_framing"] = 2
+    with pytest.raises(ValueError, match="framed by version 2.*version 1: fit a new model"):
+        segment_features(fitted, newer)
+    with pytest.raises(ValueError, match=r"different versions of preprocessing \(\[1, 2\]\)"):
+        fit_features([newer, _features(100, 30.0)])
