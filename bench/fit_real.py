@@ -25,8 +25,8 @@ from _videos import TRACKTOR, looped
 from model import metrics
 from model.features import from_preprocessed
 from model.preprocess import preprocess_video
-from model.segment import segment_frames
-from model.train import fit_model
+from model.segment import segment_features
+from model.train import fit_features
 
 
 def main() -> None:
@@ -39,13 +39,11 @@ def main() -> None:
         t0 = time.perf_counter()
         features = from_preprocessed(preprocess_video(video))
         t_pre = time.perf_counter() - t0
-    crops = features.crops_float()
     minutes = features.n_frames / features.fps / 60
     t0 = time.perf_counter()
-    kin = features.kinematics()
-    model = fit_model([crops], [kin], states=args.states, fps=features.fps)
+    model = fit_features([features], states=args.states)
     t_fit = time.perf_counter() - t0
-    seg = segment_frames(model, crops, kin, keep_posterior=False)
+    seg = segment_features(model, features, keep_posterior=False)
     used = metrics.states_used(seg.syllable)
     median_ms = 1000 * metrics.median_bout_duration(seg.syllable, features.fps)
     print(f"video: {features.n_frames} frames, {minutes:.1f} min (640x480)")

@@ -23,9 +23,9 @@ from model import metrics
 from model.baselines import BASELINES, pca_features
 from model.features import from_preprocessed
 from model.preprocess import preprocess_video
-from model.segment import segment_frames
+from model.segment import segment_features
 from model.synth import BEHAVIOURS, read_truth, write_dataset
-from model.train import fit_model
+from model.train import fit_features
 
 
 def main() -> None:
@@ -51,13 +51,13 @@ def main() -> None:
             size=(width, height),
         )
         t_render = time.perf_counter() - t0
-        truths, crops, kinematics, polarities, fps = [], [], [], [], 30.0
+        sessions, truths, crops, kinematics, fps = [], [], [], [], 30.0
         t0 = time.perf_counter()
         for video, truth_csv in pairs:
             features = from_preprocessed(preprocess_video(video))
+            sessions.append(features)
             crops.append(features.crops_float())
             kinematics.append(features.kinematics())
-            polarities.append(features.polarity)
             fps = features.fps
             labels, _ = read_truth(truth_csv)
             truths.append(labels[: features.n_frames])
@@ -90,14 +90,11 @@ def main() -> None:
             print(f"  {label} done in {elapsed:.1f} s", flush=True)
 
     t0 = time.perf_counter()
-    model = fit_model(crops, kinematics, states=args.states, epochs=args.epochs, fps=fps,
-                      polarities=polarities)
+    # The product's path: fit_features / segment_features, as the worker calls them.
+    model = fit_features(sessions, states=args.states, epochs=args.epochs)
     t_fit = time.perf_counter() - t0
     t0 = time.perf_counter()
-    svae_labels = [
-        segment_frames(model, c, k, polarity=p, keep_posterior=False).syllable
-        for c, k, p in zip(crops, kinematics, polarities, strict=True)
-    ]
+    svae_labels = [segment_features(model, f, keep_posterior=False).syllable for f in sessions]
     t_seg = time.perf_counter() - t0
     results["svae"] = {
         **metrics.summary(truths, svae_labels, fps),

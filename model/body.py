@@ -17,7 +17,7 @@ import numpy as np
 # synthetic mouse): turns the typical area into a length scale that frames crops as the
 # median length used to, without depending on how often the animal stretches or curls.
 LENGTH_PER_SQRT_AREA = 1.85
-_AREA_BANDWIDTH = 0.03  # log-area kernel width of the area's mode: 3 %, finer than ±15 % sizes
+_AREA_BANDWIDTH = 0.03  # least log-area kernel width of the area's mode: 3 %, finer than sizes
 
 
 def typical_area(areas: np.ndarray) -> float:
@@ -33,12 +33,17 @@ def typical_area(areas: np.ndarray) -> float:
     if a.size < 3:
         return float(np.median(a))
     log_a = np.log(a)
+    # Kernel width: 3 %, or wider for a few samples (Silverman's rule on a robust spread), so
+    # that the 25-150 frames sampled before tracking give a mode no noisier than a median.
+    q25, q75 = np.percentile(log_a, [25, 75])
+    spread = min(float(log_a.std()), float(q75 - q25) / 1.34) or float(log_a.std())
+    width = max(_AREA_BANDWIDTH, 0.9 * spread * log_a.size ** -0.2)
     # Gaussian kernel density on a grid (400 points over the range; the kernel is wider).
     grid = np.linspace(log_a.min(), log_a.max(), 400)
     weights = np.zeros_like(grid)
     for i in range(0, log_a.size, 4096):
         chunk = log_a[i : i + 4096]
-        weights += np.exp(-0.5 * ((grid[:, None] - chunk[None, :]) / _AREA_BANDWIDTH) ** 2).sum(1)
+        weights += np.exp(-0.5 * ((grid[:, None] - chunk[None, :]) / width) ** 2).sum(1)
     return float(np.exp(grid[int(np.argmax(weights))]))
 
 

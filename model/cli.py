@@ -90,7 +90,10 @@ def segment(videos: tuple[Path, ...], model_dir: Path, out_dir: Path) -> None:
     with tqdm(total=len(videos), desc="segmenting", unit="video") as bar:
         for video in videos:
             features = _preprocess(video, crop, bar)
-            seg = segment_features(fitted, features, keep_posterior=False)
+            try:
+                seg = segment_features(fitted, features, keep_posterior=False)
+            except ValueError as exc:  # a model fitted on crops framed otherwise, in words
+                raise click.ClickException(f"{video.name}: {exc}") from exc
             quality = [features.quality_names[q] for q in features.quality]
             with (out_dir / f"{video.stem}.ethogram.csv").open("w", newline="") as fh:
                 for chunk in ethogram_chunks(

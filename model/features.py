@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 import os
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -54,6 +56,12 @@ class Features:
             [from_scalars(self.scalars, recipe), head_from_crops(self.crops, self.fps, recipe)],
             axis=1,
         )
+
+
+def framing(summary: Mapping[str, Any]) -> int:
+    """The crop framing (:data:`model.preprocess.CROP_FRAMING`) a session's features or a
+    model's training sessions were made with; 1 where it was not recorded (older files)."""
+    return int(summary.get("crop_framing", 1))
 
 
 def from_preprocessed(pre: Preprocessed) -> Features:
@@ -136,4 +144,4 @@ def _mmap_member(path: Path, member: str) -> np.ndarray:
     )
 
 
-__all__ = ["SCALAR_NAMES", "Features", "from_preprocessed", "load", "save"]
+__all__ = ["SCALAR_NAMES", "Features", "framing", "from_preprocessed", "load", "save"]

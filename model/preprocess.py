@@ -439,7 +439,9 @@ def _crop_u8(
     c, s = math.cos(heading), math.sin(heading)
     h = (n - 1) / 2.0
     # One warp of the difference image, cut from a window just large enough for any rotation.
-    x0, y0, x1, y1 = _window(x, y, int(side * 0.71) + 3, frame.shape)
+    # (Plus the anti-aliasing's reach, so that no crop pixel blends in the window's border.)
+    reach = math.ceil(2 * _CROP_BLUR * a)
+    x0, y0, x1, y1 = _window(x, y, int(side * 0.71) + 3 + reach, frame.shape)
     patch = frame[y0:y1, x0:x1]
     diff = signed_difference(patch, model.image[y0:y1, x0:x1], model.polarity)
     # Inside the mouse, compare with the smoothed floor: the mouse's own shading, not the

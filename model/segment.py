@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from model.artifact import FittedModel
-from model.features import Features
+from model.features import Features, framing
 from model.hmm import viterbi
 from model.priors import SLDSExpectations
 from model.svae import mean_field, observations
@@ -287,12 +287,6 @@ def segment_frames(
     if progress:
         progress(1.0, "done", {"bouts": len(seg.bouts)})
     return seg
-
-
-def framing(summary: dict) -> int:
-    """The crop framing (:data:`model.preprocess.CROP_FRAMING`) a session's features or a
-    model's training sessions were made with; 1 where it was not recorded (older files)."""
-    return int(summary.get("crop_framing", 1))
 
 
 def segment_features(

@@ -907,8 +907,8 @@ def fit_features(
     resampled), kinematics by the current recipe, each session's polarity, and the crop framing
     recorded so that the model only ever segments sessions framed the same way. ``kwargs`` go
     to :func:`fit_model` (states, epochs, seed, settings, ...)."""
+    from model.features import framing
     from model.rate import at_rate, model_rate
-    from model.segment import framing
 
     if not features:
         raise ValueError("fit_features needs at least one session")

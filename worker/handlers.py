@@ -137,7 +137,7 @@ def session_dir(session_id: int) -> str:
 
 
 def handle_ingest(ctx: JobContext) -> ResultWriter:
-    from model.features import from_preprocessed, save
+    from model.features import framing, from_preprocessed, save
     from model.preprocess import preprocess_video
     from model.transcode import transcode_for_browser, write_thumbnail
 
@@ -180,7 +180,9 @@ def handle_ingest(ctx: JobContext) -> ResultWriter:
         row.browser_path, row.thumbnail_path = browser, thumbnail
         row.features_path, row.quality = features_path, quality
         model = syllables.latest_ready_model(db, row.experiment_id)
-        if model is not None:  # later uploads are segmented with the frozen model
+        # Later uploads are segmented with the frozen model, unless it was fitted on crops
+        # framed otherwise (before an upgrade): then the session waits for the next fit.
+        if model is not None and _model_framing(storage, model) == framing(quality):
             syllables.queue_segment(db, session=row, model=model, settings=settings)
         return {"quality": quality}
 
@@ -196,9 +198,8 @@ def model_dir(model_id: int) -> str:
 
 
 def handle_fit(ctx: JobContext) -> ResultWriter:
-    from model.features import load
+    from model.features import framing, load
     from model.preprocess import CROP_FRAMING
-    from model.segment import framing
     from model.train import fit_features
 
     model_id = int(ctx.params["model_id"])
@@ -219,6 +220,9 @@ def handle_fit(ctx: JobContext) -> ResultWriter:
         if framing(f.summary) != CROP_FRAMING:
             ctx.progress(0.0, f"preprocessing {s.original_filename} again (older crop framing)")
             features[i] = _preprocess_again(ctx, s, storage)
+        if framing(s.quality or {}) != framing(features[i].summary):
+            # Also when an earlier attempt of this fit rewrote the file but failed before
+            # storing the session's new figures.
             requality[s.id] = dict(features[i].summary)
     curve: list[dict[str, Any]] = []
     t0 = time.monotonic()
@@ -278,6 +282,21 @@ def _preprocess_again(ctx: JobContext, session: VideoSession, storage: Storage) 
     return features
 
 
+def _model_framing(storage: Storage, model: SyllableModel) -> int:
+    """The crop framing a ready model's sessions had, from its artifact's JSON (no torch)."""
+    import json
+
+    from model.artifact import CONFIG_FILE
+
+    if not model.artifact_path:
+        return 1
+    try:
+        meta = json.loads((storage.abspath(model.artifact_path) / CONFIG_FILE).read_text())
+    except (OSError, ValueError):
+        return 1
+    return int((meta.get("summary") or {}).get("crop_framing", 1))
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
@@ -304,8 +323,9 @@ def _fitted(path: str) -> Any:
 
 
 def handle_segment(ctx: JobContext) -> ResultWriter:
-    from model.features import load
-    from model.segment import framing, segment_features
+    from model.features import framing, load
+    from model.preprocess import CROP_FRAMING
+    from model.segment import segment_features
 
     model_id = int(ctx.params["model_id"])
     session = _load_session(ctx)
@@ -320,11 +340,17 @@ def handle_segment(ctx: JobContext) -> ResultWriter:
     ctx.progress(0.02, "loading the model and the session")
     fitted = _fitted(str(storage.abspath(artifact)))
     features = load(storage.abspath(session.features_path))
+    quality: dict[str, Any] | None = None
+    if framing(features.summary) < framing(fitted.summary) == CROP_FRAMING:
+        # Ingested before an upgrade: preprocess it again from its original, as a fit would.
+        ctx.progress(0.03, "preprocessing again (older crop framing)")
+        features = _preprocess_again(ctx, session, storage)
+        quality = dict(features.summary)
     if framing(fitted.summary) != framing(features.summary):
         raise PermanentJobError(
-            f"Model version {model_version} was fitted on crops framed by an older version of "
-            f"Syllabary's preprocessing than {session.original_filename}'s: fit a new model "
-            "(it preprocesses the older sessions again) to segment this session."
+            f"Model version {model_version} was fitted on sessions preprocessed by an older "
+            f"Syllabary, whose crops are framed otherwise than {session.original_filename}'s: "
+            "fit a new model to segment this session (a fit preprocesses older sessions again)."
         )
     seg = segment_features(
         fitted,
@@ -335,6 +361,8 @@ def handle_segment(ctx: JobContext) -> ResultWriter:
     times, fps, settings = np.asarray(features.times), features.fps, ctx.settings
 
     def write(db: Session) -> dict[str, Any]:
+        if quality is not None:
+            experiments.get_session_or_raise(db, session.id).quality = quality
         syllables.record_segmentation(
             db,
             session_id=session.id,

@@ -196,7 +196,7 @@ def guard(result: ComparisonPublic) -> list[str]:
     for s, cohort, share in exclusive:
         out.append(
             f"{s.label} is used almost only by {cohort!r} ({share:.0%} of its usage): a syllable "
-            "that one cohort never shows can encode how that cohort was recorded rather than "
+            "that one cohort rarely shows can encode how that cohort was recorded rather than "
             "what it did. Watch its example clips next to the nearest syllables of the other "
             "cohort before reporting it."
         )
@@ -204,11 +204,12 @@ def guard(result: ComparisonPublic) -> list[str]:
     if differing:
         suspects = [s for s in result.syllables if s.significant] + [s for s, _, _ in exclusive]
         unique = list({s.index: s for s in suspects}.values())
+        what = "it differs" if len(unique) == 1 else "they differ"
         check = (
-            f" Check {_names(unique)} (they differ between cohorts or belong to one) in the "
-            "example clips of both cohorts before trusting them."
+            f" Check {_names(unique)} ({what} between cohorts or belong to one) in the "
+            "example clips of both cohorts before trusting any difference."
             if unique
-            else " No syllable differs between them now; recheck after adding animals."
+            else " No syllable differs between them now; look again after adding animals."
         )
         out.append(" ".join(c.message for c in differing) + check)
     return out

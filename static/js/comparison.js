@@ -237,7 +237,7 @@ function conditionsTable(data, cohorts) {
   const rows = data.nuisances.map((c) => h("tr", { class: c.differs ? "significant" : "", dataset: { condition: c.condition, differs: c.differs } },
     h("td", {}, c.description),
     ...cohorts.map((name) => h("td", { class: "num" }, fmt(c, c.cohort_medians[name]))),
-    h("td", {}, c.differs ? "differs: check the syllables named above" : "alike")));
+    h("td", {}, c.differs ? "differs: see the warning above" : "alike")));
   document.getElementById("conditions-table").replaceChildren(rows.length
     ? h("table", { class: "stat-table", id: "recording-conditions" }, h("thead", {}, h("tr", {}, h("th", {}, "condition"), ...cohorts.map((c) => h("th", {}, c)), h("th", {}, ""))),
       h("tbody", {}, rows))

@@ -104,7 +104,7 @@ def test_crops_framed_otherwise_are_refused_in_words():
                        settings=settings)  # no framing recorded: an older model (framing 1)
     newer = _features(100, 30.0)
     newer.summary["crop_framing"] = 2
-    with pytest.raises(ValueError, match="framed by version 2.*version 1: fit a new model"):
+    with pytest.raises(ValueError, match=r"framed by version 2.*version 1: fit a new model"):
         segment_features(fitted, newer)
     with pytest.raises(ValueError, match=r"different versions of preprocessing \(\[1, 2\]\)"):
         fit_features([newer, _features(100, 30.0)])
