@@ -2,7 +2,7 @@
 all on the same egocentric crops of synthetic mouse videos with known behaviour (baselines
 also once more with the SVAE's per-frame kinematics appended to their features).
 
-    python bench/segmentation.py [--videos 10] [--seconds 60] [--seed 2026]
+    python bench/segmentation.py [--videos 10] [--seconds 60] [--seed 2026] [--fit-seed 0]
 
 Prints, for each method: ARI, NMI and matched accuracy against ground truth, states used,
 median syllable duration and wall time; then the SVAE's ratios against the best baseline.
@@ -35,6 +35,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--states", type=int, default=40, help="the SVAE's cap on states")
     parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--fit-seed", type=int, default=0, help="the SVAE fit's seed")
     parser.add_argument("--size", default="320x240")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
@@ -91,7 +92,7 @@ def main() -> None:
 
     t0 = time.perf_counter()
     # The product's path: fit_features / segment_features, as the worker calls them.
-    model = fit_features(sessions, states=args.states, epochs=args.epochs)
+    model = fit_features(sessions, states=args.states, epochs=args.epochs, seed=args.fit_seed)
     t_fit = time.perf_counter() - t0
     t0 = time.perf_counter()
     svae_labels = [segment_features(model, f, keep_posterior=False).syllable for f in sessions]
