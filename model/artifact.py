@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from model.priors import MNIW, SLDSParams
+from model.summary import FitSummary
 from model.svae import SLDSSVAE, SVAEConfig, params_to
 
 FORMAT_VERSION = 1
@@ -67,6 +68,10 @@ class FittedModel:
     @property
     def states(self) -> int:
         return self.config.states
+
+    @property
+    def fit_summary(self) -> FitSummary:
+        return FitSummary.from_dict(self.summary)
 
     @property
     def device(self) -> torch.device:

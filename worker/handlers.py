@@ -19,6 +19,7 @@ from app.core.db import session_factory
 from app.core.storage import Storage
 from app.experiments import service as experiments
 from app.experiments.models import VideoSession
+from app.jobs import pipeline
 from app.jobs import service as jobs
 from app.jobs.models import JobKind
 from app.syllables import service as syllables
@@ -249,6 +250,7 @@ def handle_fit(ctx: JobContext) -> ResultWriter:
     artifact = model_dir(model_id)
     fitted.save(storage.abspath(artifact))
     summary = {k: _jsonable(v) for k, v in fitted.summary.items()}
+    fit_summary = fitted.fit_summary
     settings = ctx.settings
 
     def write(db: Session) -> dict[str, Any]:
@@ -260,7 +262,7 @@ def handle_fit(ctx: JobContext) -> ResultWriter:
             db,
             model_id=model_id,
             artifact_path=artifact,
-            summary=summary,
+            summary=fit_summary,
             curve=curve[-500:],
             settings=settings,
         )
@@ -375,25 +377,10 @@ def handle_segment(ctx: JobContext) -> ResultWriter:
             times=times,
             fps=fps,
         )
-        if syllables.pending_segment_jobs(db, model_id) <= 1:  # this one is the last
-            _queue_clips(db, model_id, settings)
+        pipeline.after_segment(db, model_id=model_id, settings=settings)
         return {"model_id": model_id, "bouts": len(seg.bouts)}
 
     return write
-
-
-def _queue_clips(db: Session, model_id: int, settings: Settings) -> None:
-    model = db.get(SyllableModel, model_id)
-    if model is None:
-        return
-    jobs.create(
-        db,
-        kind=JobKind.clips,
-        queue=settings.cpu_queue,
-        max_attempts=settings.job_max_attempts,
-        experiment_id=model.experiment_id,
-        params={"model_id": model_id},
-    )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from app.jobs import service as jobs
 from app.jobs.models import Job, JobKind, JobStatus
 from app.syllables.models import Bout, Segmentation, Syllable, SyllableModel
 from app.syllables.palette import syllable_color
+from model.summary import FitSummary
 
 MAX_STATES = 100
 
@@ -132,7 +133,7 @@ def record_fit(
     *,
     model_id: int,
     artifact_path: str,
-    summary: dict[str, Any],
+    summary: FitSummary,
     curve: list[dict[str, Any]],
     settings: Settings,
 ) -> list[Job]:
@@ -140,8 +141,8 @@ def record_fit(
     model = get_model_or_raise(db, model_id)
     model.status = "ready"
     model.artifact_path = artifact_path
-    model.states_used = _int_or_none(summary.get("states_used"))
-    model.median_duration_s = _float_or_none(summary.get("median_duration_s"))
+    model.states_used = summary.states_used
+    model.median_duration_s = summary.median_duration_s
     model.training_curve = curve
     model.fitted_at = utcnow()
     db.execute(delete(Syllable).where(Syllable.model_id == model.id))
@@ -227,6 +228,15 @@ def latest_segmentation(db: Session, session_id: int) -> Segmentation | None:
         .where(Segmentation.session_id == session_id)
         .order_by(SyllableModel.version.desc())
         .limit(1)
+    )
+
+
+def segmentation_by(db: Session, session_id: int, model_id: int) -> Segmentation | None:
+    """The session's segmentation by one model, if that model has segmented it."""
+    return db.scalar(
+        select(Segmentation).where(
+            Segmentation.session_id == session_id, Segmentation.model_id == model_id
+        )
     )
 
 
@@ -323,14 +333,6 @@ def pending_segment_jobs(db: Session, model_id: int) -> int:
         if (job.params or {}).get("model_id") == model_id:
             count += 1
     return count
-
-
-def _int_or_none(value: Any) -> int | None:
-    return None if value is None else int(value)
-
-
-def _float_or_none(value: Any) -> float | None:
-    return None if value is None else float(value)
 
 
 def fit_job_of(db: Session, model: SyllableModel) -> Job | None:

@@ -133,6 +133,7 @@ def test_upload_ingest_fit_segment_browse_export(make_app, workers, tmp_path, sh
     assert {"probe", "ingest", "fit"} <= kinds
     model = client.get(f"/api/experiments/{eid}/models").json()[0]
     assert model["status"] == "ready" and model["version"] == 1
+    assert model["states_used"] >= 1 and model["median_duration_s"] > 0
     from model.features import load
 
     assert load(features_file).summary["crop_framing"] == 2
