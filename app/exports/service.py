@@ -36,8 +36,13 @@ class _Pipe(io.RawIOBase):
         return out
 
 
-def _segmented(db: Session, session: VideoSession) -> tuple[Any, np.ndarray, dict[int, str]]:
-    segmentation = syllables.latest_segmentation(db, session.id)
+def _segmented(
+    db: Session, session: VideoSession, model_id: int | None = None
+) -> tuple[Any, np.ndarray, dict[int, str]]:
+    if model_id is None:
+        segmentation = syllables.latest_segmentation(db, session.id)
+    else:
+        segmentation = syllables.segmentation_by(db, session.id, model_id)
     if segmentation is None:
         raise NotFound(
             f"Session {session.id} has not been segmented yet: fit a model on its experiment "
@@ -48,12 +53,15 @@ def _segmented(db: Session, session: VideoSession) -> tuple[Any, np.ndarray, dic
     return segmentation, bouts, names
 
 
-def ethogram_csv(db: Session, storage: Storage, session: VideoSession) -> Iterator[str]:
-    """The ethogram CSV of a session, one row per frame (architecture.md's columns)."""
+def ethogram_csv(
+    db: Session, storage: Storage, session: VideoSession, model_id: int | None = None
+) -> Iterator[str]:
+    """The ethogram CSV of a session, one row per frame (architecture.md's columns), by the
+    given model, else by the newest model that segmented it."""
     from model.ethogram import ethogram_chunks
     from model.features import load
 
-    segmentation, bouts, names = _segmented(db, session)
+    segmentation, bouts, names = _segmented(db, session, model_id)
     if not session.features_path:
         raise NotFound(f"Session {session.id} has no preprocessing results.")
     features = load(storage.abspath(session.features_path))
@@ -69,11 +77,13 @@ def ethogram_csv(db: Session, storage: Storage, session: VideoSession) -> Iterat
     )
 
 
-def bouts_csv(db: Session, storage: Storage, session: VideoSession) -> Iterator[str]:
+def bouts_csv(
+    db: Session, storage: Storage, session: VideoSession, model_id: int | None = None
+) -> Iterator[str]:
     from model.ethogram import bouts_chunks
     from model.features import load
 
-    _segmentation, bouts, names = _segmented(db, session)
+    _segmentation, bouts, names = _segmented(db, session, model_id)
     if not session.features_path:
         raise NotFound(f"Session {session.id} has no preprocessing results.")
     features = load(storage.abspath(session.features_path))
@@ -130,13 +140,24 @@ def sessions_table(experiment: Experiment) -> str:
 
 
 def experiment_zip(db: Session, storage: Storage, experiment: Experiment) -> Iterator[bytes]:
-    """A ZIP of the experiment: every segmented session's CSVs, the sessions table with
-    subject and cohort metadata, the model's syllable table and transition matrix."""
+    """A ZIP of the experiment by its newest ready model: the sessions table with subject and
+    cohort metadata, the model's syllable table and transition matrix, and the CSVs of every
+    session that model has segmented. One model only: during a refit, sessions the new model
+    has not reached yet are listed in model.json, never exported with the old model's ids."""
     pipe = _Pipe()
     with zipfile.ZipFile(pipe, mode="w", compression=zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("sessions.csv", sessions_table(experiment))
         yield pipe.drain()
         model = syllables.latest_ready_model(db, experiment.id)
+        segmented = (
+            []
+            if model is None
+            else [
+                s
+                for s in experiment.sessions
+                if syllables.segmentation_by(db, s.id, model.id) is not None
+            ]
+        )
         if model is not None:
             stats = syllables.syllable_statistics(db, model.id)
             table: list[list[Any]] = [
@@ -164,18 +185,25 @@ def experiment_zip(db: Session, storage: Storage, experiment: Experiment) -> Ite
             zf.writestr(
                 "model.json",
                 json.dumps(
-                    {"version": model.version, "states": model.states, "id": model.id},
+                    {
+                        "version": model.version,
+                        "states": model.states,
+                        "id": model.id,
+                        "sessions_segmented": [s.id for s in segmented],
+                        "sessions_not_yet_segmented": sorted(
+                            {s.id for s in experiment.sessions} - {s.id for s in segmented}
+                        ),
+                    },
                     indent=2,
                 ),
             )
             yield pipe.drain()
-        for session in experiment.sessions:
-            if syllables.latest_segmentation(db, session.id) is None:
-                continue
+        for session in segmented:
+            assert model is not None
             stem = f"session_{session.id}_{_safe(session.original_filename)}"
             for name, chunks in (
-                (f"{stem}.ethogram.csv", ethogram_csv(db, storage, session)),
-                (f"{stem}.bouts.csv", bouts_csv(db, storage, session)),
+                (f"{stem}.ethogram.csv", ethogram_csv(db, storage, session, model.id)),
+                (f"{stem}.bouts.csv", bouts_csv(db, storage, session, model.id)),
             ):
                 with zf.open(f"sessions/{name}", mode="w") as member:
                     for chunk in chunks:

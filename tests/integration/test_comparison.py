@@ -307,6 +307,53 @@ def test_csv_exports(client_and_db):
             assert sum(no_self) == pytest.approx(1.0, abs=1e-4)
 
 
+def test_experiment_zip_during_a_refit_holds_one_model_only(client_and_db):
+    """While a new model version is segmenting the sessions, the experiment's ZIP holds that
+    model's tables and only the sessions it has segmented, never another model's ethograms."""
+    import json
+    import zipfile
+
+    from app.syllables.models import Bout, Segmentation, Syllable, SyllableModel
+    from app.syllables.palette import syllable_color
+
+    client, factory, root = client_and_db
+    ids = populate(factory, root, design=(("saline", 2, 1), ("drug", 2, 1)), frames=300)
+    eid, first = ids["experiment"], ids["sessions"][0]
+    with factory() as db:
+        newer = SyllableModel(experiment_id=eid, version=2, status="ready", states=STATES,
+                              settings={}, session_ids=ids["sessions"], training_curve=[])  # fmt: skip
+        db.add(newer)
+        db.flush()
+        db.add_all(Syllable(model_id=newer.id, index=k, color=syllable_color(k))
+                   for k in range(STATES))  # fmt: skip
+        seg = Segmentation(session_id=first, model_id=newer.id, frame_count=300,
+                           probability=np.ones(300, np.float16).tobytes(),
+                           usage=[0.0] * STATES, transition_counts=[[0] * STATES] * STATES)  # fmt: skip
+        db.add(seg)
+        db.flush()
+        db.add(Bout(segmentation_id=seg.id, syllable=STATES - 1, start_frame=0, end_frame=300,
+                    start_s=0.0, end_s=300 / FPS))  # fmt: skip
+        db.commit()
+        newer_id = newer.id
+
+    archive = client.get(f"/api/experiments/{eid}/export.zip")
+    assert archive.status_code == 200
+    with zipfile.ZipFile(io.BytesIO(archive.content)) as zf:
+        meta = json.loads(zf.read("model.json"))
+        assert meta["id"] == newer_id and meta["version"] == 2
+        assert meta["sessions_segmented"] == [first]
+        assert meta["sessions_not_yet_segmented"] == sorted(ids["sessions"][1:])
+        ethograms = [n for n in zf.namelist() if n.endswith(".ethogram.csv")]
+        assert len(ethograms) == 1 and f"session_{first}_" in ethograms[0]
+        rows = list(csv.DictReader(io.StringIO(zf.read(ethograms[0]).decode())))
+        assert len(rows) == 300 and {r["syllable"] for r in rows} == {str(STATES - 1)}
+        bouts = list(csv.DictReader(io.StringIO(zf.read(ethograms[0].replace(
+            ".ethogram.", ".bouts.")).decode())))  # fmt: skip
+        assert len(bouts) == 1
+        # The sessions table still lists every session, with its metadata.
+        assert len(list(csv.DictReader(io.StringIO(zf.read("sessions.csv").decode())))) == 4
+
+
 def test_three_cohorts_use_kruskal_wallis_and_dunn(client_and_db):
     client, factory, root = client_and_db
     ids = populate(factory, root, design=(("a", 4, 1), ("b", 4, 1), ("c", 4, 1)), frames=4000)
