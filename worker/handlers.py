@@ -23,7 +23,6 @@ from app.jobs import pipeline
 from app.jobs import service as jobs
 from app.jobs.models import JobKind
 from app.syllables import service as syllables
-from app.syllables.models import SyllableModel
 from model.video import VideoLimitExceeded, VideoLimits, probe
 from worker.runner import Handler, JobContext, PermanentJobError, ResultWriter
 
@@ -93,16 +92,8 @@ def handle_probe(ctx: JobContext) -> ResultWriter:
         raise PermanentJobError(f"{exc} (An admin can change this limit with {setting}.)") from exc
 
     def write(db: Session) -> dict[str, Any]:
-        experiments.apply_probe(db, session_id=session.id, info=info)
-        # Ingest follows in the same transaction, so it is queued exactly once.
-        jobs.create(
-            db,
-            kind=JobKind.ingest,
-            queue=settings.cpu_queue,
-            max_attempts=settings.job_max_attempts,
-            session_id=session.id,
-            experiment_id=session.experiment_id,
-        )
+        row = experiments.apply_probe(db, session_id=session.id, info=info)
+        pipeline.after_probe(db, session=row, settings=settings)
         return info
 
     return write
@@ -180,11 +171,9 @@ def handle_ingest(ctx: JobContext) -> ResultWriter:
         row = experiments.get_session_or_raise(db, session.id)
         row.browser_path, row.thumbnail_path = browser, thumbnail
         row.features_path, row.quality = features_path, quality
-        model = syllables.latest_ready_model(db, row.experiment_id)
-        # Later uploads are segmented with the frozen model, unless it was fitted on crops
-        # framed otherwise (before an upgrade): then the session waits for the next fit.
-        if model is not None and _model_framing(storage, model) == framing(quality):
-            syllables.queue_segment(db, session=row, model=model, settings=settings)
+        pipeline.after_ingest(
+            db, session=row, framing=framing(quality), settings=settings, storage=storage
+        )
         return {"quality": quality}
 
     return write
@@ -258,14 +247,10 @@ def handle_fit(ctx: JobContext) -> ResultWriter:
             experiments.get_session_or_raise(db, session_id).quality = quality
         # The whole curve, even when the fit ended before a heartbeat sent it.
         jobs.set_metrics(db, job_id=ctx.job_id, metrics=curve[-500:])
-        queued = syllables.record_fit(
-            db,
-            model_id=model_id,
-            artifact_path=artifact,
-            summary=fit_summary,
-            curve=curve[-500:],
-            settings=settings,
+        model = syllables.record_fit(
+            db, model_id=model_id, artifact_path=artifact, summary=fit_summary, curve=curve[-500:]
         )
+        queued = pipeline.after_fit(db, model=model, settings=settings)
         return {"model_id": model_id, "summary": summary, "segment_jobs": len(queued)}
 
     return write
@@ -282,21 +267,6 @@ def _preprocess_again(ctx: JobContext, session: VideoSession, storage: Storage) 
     features = from_preprocessed(pre)
     save(features, storage.abspath(session.features_path or ""))
     return features
-
-
-def _model_framing(storage: Storage, model: SyllableModel) -> int:
-    """The crop framing a ready model's sessions had, from its artifact's JSON (no torch)."""
-    import json
-
-    from model.artifact import CONFIG_FILE
-
-    if not model.artifact_path:
-        return 1
-    try:
-        meta = json.loads((storage.abspath(model.artifact_path) / CONFIG_FILE).read_text())
-    except (OSError, ValueError):
-        return 1
-    return int((meta.get("summary") or {}).get("crop_framing", 1))
 
 
 def _jsonable(value: Any) -> Any:

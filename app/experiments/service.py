@@ -144,7 +144,7 @@ def session_status(session: VideoSession) -> str:
     return "ready"
 
 
-def apply_probe(db: Session, *, session_id: int, info: dict[str, Any]) -> None:
+def apply_probe(db: Session, *, session_id: int, info: dict[str, Any]) -> VideoSession:
     """Store probe results on the session (idempotent: running it twice changes nothing)."""
     session = get_session_or_raise(db, session_id)
     session.frame_count = int(info["frame_count"])
@@ -156,6 +156,7 @@ def apply_probe(db: Session, *, session_id: int, info: dict[str, Any]) -> None:
     session.pix_fmt = str(info["pix_fmt"])
     session.probe = dict(info)
     session.probed_at = utcnow()
+    return session
 
 
 def session_counts(db: Session) -> dict[int, int]:

@@ -1,16 +1,56 @@
-"""What a finished job queues next. Each function runs inside the completing job's transaction,
-after the runner has marked that job succeeded, so "the last one" counts it as done."""
+"""The job chain: what a finished job queues next, in one place.
+
+    upload -> probe -> ingest -> segment (by the experiment's newest ready model, if any)
+    fit -> segment, every ingested session of the experiment
+    the last pending segment of a model -> clips (its example clips)
+
+Each ``after_*`` runs inside the finishing job's transaction, after the runner has marked that
+job succeeded: the next jobs are queued exactly once, and only if the result is stored.
+"""
 
 from __future__ import annotations
+
+import json
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.core.config import Settings
+from app.core.storage import Storage
+from app.experiments.models import VideoSession
 from app.jobs import service as jobs
 from app.jobs.models import Job, JobKind, JobStatus
 from app.syllables import service as syllables
 from app.syllables.models import SyllableModel
+
+
+def after_probe(db: Session, *, session: VideoSession, settings: Settings) -> Job:
+    return jobs.create(
+        db,
+        kind=JobKind.ingest,
+        queue=settings.cpu_queue,
+        max_attempts=settings.job_max_attempts,
+        session_id=session.id,
+        experiment_id=session.experiment_id,
+    )
+
+
+def after_ingest(
+    db: Session, *, session: VideoSession, framing: int, settings: Settings, storage: Storage
+) -> Job | None:
+    """A later upload is segmented with the frozen model, unless that model was fitted on crops
+    framed otherwise (before an upgrade): then the session waits for the next fit."""
+    model = syllables.latest_ready_model(db, session.experiment_id)
+    if model is None or model_framing(model, storage) != framing:
+        return None
+    return _queue_segment(db, session=session, model=model, settings=settings)
+
+
+def after_fit(db: Session, *, model: SyllableModel, settings: Settings) -> list[Job]:
+    return [
+        _queue_segment(db, session=s, model=model, settings=settings)
+        for s in syllables.ingested_sessions(db, model.experiment_id)
+    ]
 
 
 def after_segment(db: Session, *, model_id: int, settings: Settings) -> Job | None:
@@ -29,6 +69,36 @@ def after_segment(db: Session, *, model_id: int, settings: Settings) -> Job | No
         max_attempts=settings.job_max_attempts,
         experiment_id=model.experiment_id,
         params={"model_id": model_id},
+    )
+
+
+def model_framing(model: SyllableModel, storage: Storage) -> int:
+    """How the crops of a ready model's training sessions were framed
+    (:data:`model.preprocess.CROP_FRAMING`): stored with the fit; for a model fitted before it
+    was, read from the artifact's JSON (no torch)."""
+    stored = (model.settings or {}).get("crop_framing")
+    if stored is not None:
+        return int(stored)
+    if not model.artifact_path:
+        return 1
+    try:
+        meta = json.loads((storage.abspath(model.artifact_path) / "model.json").read_text())
+    except (OSError, ValueError):
+        return 1
+    return int((meta.get("summary") or {}).get("crop_framing", 1))
+
+
+def _queue_segment(
+    db: Session, *, session: VideoSession, model: SyllableModel, settings: Settings
+) -> Job:
+    return jobs.create(
+        db,
+        kind=JobKind.segment,
+        queue=settings.cpu_queue,
+        max_attempts=settings.job_max_attempts,
+        session_id=session.id,
+        experiment_id=session.experiment_id,
+        params={"model_id": model.id},
     )
 
 

@@ -135,38 +135,22 @@ def record_fit(
     artifact_path: str,
     summary: FitSummary,
     curve: list[dict[str, Any]],
-    settings: Settings,
-) -> list[Job]:
-    """Store a finished fit: freeze the model, create its syllables, segment every session."""
+) -> SyllableModel:
+    """Store a finished fit: freeze the model and create its syllables."""
     model = get_model_or_raise(db, model_id)
     model.status = "ready"
     model.artifact_path = artifact_path
     model.states_used = summary.states_used
     model.median_duration_s = summary.median_duration_s
+    # Read on every later upload: which sessions this model may segment without a refit.
+    model.settings = {**(model.settings or {}), "crop_framing": summary.crop_framing}
     model.training_curve = curve
     model.fitted_at = utcnow()
     db.execute(delete(Syllable).where(Syllable.model_id == model.id))
     for k in range(model.states):
         db.add(Syllable(model_id=model.id, index=k, color=syllable_color(k)))
     db.flush()
-    return [
-        queue_segment(db, session=s, model=model, settings=settings)
-        for s in ingested_sessions(db, model.experiment_id)
-    ]
-
-
-def queue_segment(
-    db: Session, *, session: VideoSession, model: SyllableModel, settings: Settings
-) -> Job:
-    return jobs.create(
-        db,
-        kind=JobKind.segment,
-        queue=settings.cpu_queue,
-        max_attempts=settings.job_max_attempts,
-        session_id=session.id,
-        experiment_id=session.experiment_id,
-        params={"model_id": model.id},
-    )
+    return model
 
 
 def record_segmentation(
