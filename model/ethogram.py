@@ -25,6 +25,23 @@ BOUT_COLUMNS = (
 )
 
 
+def bouts_from_labels(labels: np.ndarray) -> list[tuple[int, int, int]]:
+    """Maximal runs of one label as ``(start, end_exclusive, label)``: the one labels -> bouts
+    function of the project (segmentation, fit summary, metrics, synthetic truth)."""
+    labels = np.asarray(labels).ravel()
+    if labels.size == 0:
+        return []
+    change = np.flatnonzero(labels[1:] != labels[:-1]) + 1
+    starts = np.concatenate([[0], change])
+    ends = np.concatenate([change, [labels.size]])
+    return [(int(s), int(e), int(labels[s])) for s, e in zip(starts, ends, strict=True)]
+
+
+def bout_lengths(labels: np.ndarray) -> np.ndarray:
+    """(n_bouts,) length in frames of each bout of ``labels``."""
+    return np.array([e - s for s, e, _ in bouts_from_labels(labels)], dtype=np.int64)
+
+
 def _name(names: Mapping[int, str] | Sequence[str], k: int) -> str:
     try:
         return str(names[k]) or f"syllable {k}"

@@ -13,6 +13,8 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
+from model.ethogram import bouts_from_labels
+
 Labels = np.ndarray | Sequence[np.ndarray]
 
 
@@ -81,20 +83,10 @@ def states_used(labels: Labels, *, min_fraction: float = 0.005) -> int:
     return sum(f >= min_fraction for f in usage(labels).values()) if _flat(labels).size else 0
 
 
-def bouts(labels: np.ndarray) -> list[tuple[int, int, int]]:
-    """``(start, end_exclusive, label)`` of each run of one label in one session."""
-    lab = np.asarray(labels).ravel()
-    if lab.size == 0:
-        return []
-    edges = np.flatnonzero(np.diff(lab)) + 1
-    starts = np.concatenate([[0], edges])
-    ends = np.concatenate([edges, [lab.size]])
-    return [(int(s), int(e), int(lab[s])) for s, e in zip(starts, ends, strict=True)]
-
-
 def bout_durations(labels: Labels, fps: float) -> np.ndarray:
     """Duration in seconds of every bout, sessions kept apart."""
-    out = [(e - s) / fps for session in _sessions(labels) for s, e, _ in bouts(session)]
+    out = [(e - s) / fps for session in _sessions(labels)
+           for s, e, _ in bouts_from_labels(session)]  # fmt: skip
     return np.asarray(out, dtype=np.float64)
 
 

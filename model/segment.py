@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from model.artifact import FittedModel
+from model.ethogram import bouts_from_labels
 from model.features import Features, framing
 from model.hmm import viterbi
 from model.priors import SLDSExpectations
@@ -62,17 +63,6 @@ class Segmentation:
     def durations(self) -> np.ndarray:
         """(n_bouts,) bout lengths in frames."""
         return np.array([e - s for s, e, _ in self.bouts], dtype=np.int64)
-
-
-def bouts_from_labels(labels: np.ndarray) -> list[tuple[int, int, int]]:
-    """Maximal runs of equal labels as (start, end_exclusive, label)."""
-    labels = np.asarray(labels)
-    if labels.size == 0:
-        return []
-    change = np.flatnonzero(labels[1:] != labels[:-1]) + 1
-    starts = np.concatenate([[0], change])
-    ends = np.concatenate([change, [labels.size]])
-    return [(int(s), int(e), int(labels[s])) for s, e in zip(starts, ends, strict=True)]
 
 
 def merge_short_bouts(labels: np.ndarray, gamma: np.ndarray, min_frames: int) -> np.ndarray:

@@ -30,6 +30,8 @@ import av
 import cv2
 import numpy as np
 
+from model.ethogram import bouts_from_labels
+
 BEHAVIOURS: tuple[str, ...] = (
     "pause",
     "walk",
@@ -117,11 +119,7 @@ class SessionTruth:
 
     def bouts(self) -> list[tuple[int, int, int]]:
         """``(start, end_exclusive, behaviour)`` of each run of one behaviour."""
-        b = self.behaviour
-        edges = np.flatnonzero(np.diff(b)) + 1
-        starts = np.concatenate([[0], edges])
-        ends = np.concatenate([edges, [len(b)]])
-        return [(int(s), int(e), int(b[s])) for s, e in zip(starts, ends, strict=True)]
+        return bouts_from_labels(self.behaviour)
 
     def write_csv(self, path: str | os.PathLike[str]) -> None:
         """``frame,time_s,behaviour,behaviour_name,x,y,heading``, one row per frame."""

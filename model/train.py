@@ -29,12 +29,13 @@ import torch
 from sklearn.cluster import KMeans
 
 from model.artifact import FittedModel, default_device
+from model.ethogram import bout_lengths, bouts_from_labels
 from model.features import Features
 from model.hmm import forward_backward
 from model.kinematics import KINEMATICS_RECIPE
 from model.kinematics import standardizer as kin_standardizer
 from model.priors import MNIW, MNIWStats, SLDSParams, SLDSStats
-from model.segment import DEFAULT_MIN_BOUT, bouts_from_labels, infer_chunked, merge_short_bouts
+from model.segment import DEFAULT_MIN_BOUT, infer_chunked, merge_short_bouts
 from model.svae import (
     SLDSSVAE,
     SVAEConfig,
@@ -657,12 +658,6 @@ def _switch_off(params: SLDSParams, states: list[int]) -> SLDSParams:
     return SLDSParams(init, trans, params.dynamics, params.initial)
 
 
-def _median_duration(labels: np.ndarray) -> float:
-    change = np.flatnonzero(labels[1:] != labels[:-1]) + 1
-    bounds = np.concatenate([[0], change, [labels.size]])
-    return float(np.median(np.diff(bounds))) if labels.size else 0.0
-
-
 def fit_model(
     sessions: list[np.ndarray],
     kinematics: list[np.ndarray] | None = None,
@@ -868,12 +863,9 @@ def fit_model(
     labels_all = [inv[lab] for lab in labels_all]
     share = usage[perm] / max(usage.sum(), 1)
     durations = [
-        _median_duration(lab) for lab in labels_all if lab.size
+        float(np.median(bout_lengths(lab))) for lab in labels_all if lab.size
     ]
-    all_bouts = np.concatenate([
-        np.diff(np.concatenate([[0], np.flatnonzero(lab[1:] != lab[:-1]) + 1, [lab.size]]))
-        for lab in labels_all
-    ])
+    all_bouts = np.concatenate([bout_lengths(lab) for lab in labels_all])
     median_frames = float(np.median(all_bouts)) if all_bouts.size else 0.0
     summary = {
         "states_used": int((share > 1.0 / (2 * states)).sum()),

@@ -320,15 +320,19 @@ def test_experiment_zip_during_a_refit_holds_one_model_only(client_and_db):
     ids = populate(factory, root, design=(("saline", 2, 1), ("drug", 2, 1)), frames=300)
     eid, first = ids["experiment"], ids["sessions"][0]
     with factory() as db:
-        newer = SyllableModel(experiment_id=eid, version=2, status="ready", states=STATES,
-                              settings={}, session_ids=ids["sessions"], training_curve=[])  # fmt: skip
+        newer = SyllableModel(
+            experiment_id=eid, version=2, status="ready", states=STATES, settings={},
+            session_ids=ids["sessions"], training_curve=[],
+        )  # fmt: skip
         db.add(newer)
         db.flush()
         db.add_all(Syllable(model_id=newer.id, index=k, color=syllable_color(k))
                    for k in range(STATES))  # fmt: skip
-        seg = Segmentation(session_id=first, model_id=newer.id, frame_count=300,
-                           probability=np.ones(300, np.float16).tobytes(),
-                           usage=[0.0] * STATES, transition_counts=[[0] * STATES] * STATES)  # fmt: skip
+        seg = Segmentation(
+            session_id=first, model_id=newer.id, frame_count=300,
+            probability=np.ones(300, np.float16).tobytes(), usage=[0.0] * STATES,
+            transition_counts=[[0] * STATES] * STATES,
+        )  # fmt: skip
         db.add(seg)
         db.flush()
         db.add(Bout(segmentation_id=seg.id, syllable=STATES - 1, start_frame=0, end_frame=300,

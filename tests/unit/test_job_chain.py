@@ -146,8 +146,9 @@ def test_a_model_fitted_before_framing_was_stored_is_read_from_its_artifact(
 
 def _segment_jobs(db: Session, model_id: int, n: int) -> list[Job]:
     out = [
-        jobs.create(db, kind=JobKind.segment, queue="cpu", max_attempts=3,
-                    params={"model_id": model_id})  # fmt: skip
+        jobs.create(
+            db, kind=JobKind.segment, queue="cpu", max_attempts=3, params={"model_id": model_id}
+        )
         for _ in range(n)
     ]
     db.commit()

@@ -9,9 +9,14 @@ from pathlib import Path
 import numpy as np
 from click.testing import CliRunner
 
-from model.ethogram import BOUT_COLUMNS, ETHOGRAM_COLUMNS, bouts_chunks, ethogram_chunks
+from model.ethogram import (
+    BOUT_COLUMNS,
+    ETHOGRAM_COLUMNS,
+    bouts_chunks,
+    bouts_from_labels,
+    ethogram_chunks,
+)
 from model.features import Features, load, save
-from model.segment import bouts_from_labels
 
 
 def make_features(n: int = 50) -> Features:

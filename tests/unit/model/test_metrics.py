@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from model.ethogram import bouts_from_labels
 from model.metrics import (
     ari,
     bout_durations,
-    bouts,
     hungarian_accuracy,
     median_bout_duration,
     nmi,
@@ -58,7 +58,7 @@ def test_lists_of_sessions_match_concatenation_but_bouts_stay_apart() -> None:
 
 def test_bouts_and_median_duration() -> None:
     labels = np.array([3, 3, 3, 1, 1, 3, 0, 0, 0, 0])
-    assert bouts(labels) == [(0, 3, 3), (3, 5, 1), (5, 6, 3), (6, 10, 0)]
+    assert bouts_from_labels(labels) == [(0, 3, 3), (3, 5, 1), (5, 6, 3), (6, 10, 0)]
     assert median_bout_duration(labels, fps=10.0) == pytest.approx(0.25)
     assert median_bout_duration(np.array([], dtype=int), fps=30.0) == 0.0
 

@@ -6,8 +6,9 @@ import torch
 
 from model import segment
 from model.artifact import FittedModel
+from model.ethogram import bouts_from_labels
 from model.priors import MNIWStats, SLDSStats, default_prior, expectations, svi_step
-from model.segment import bouts_from_labels, infer_chunked, summarize, window_layout
+from model.segment import infer_chunked, summarize, window_layout
 from model.svae import SLDSSVAE, SVAEConfig, mean_field, observations
 from model.synthetic_slds import sample_slds
 
