@@ -38,7 +38,8 @@ sys.path.insert(0, str(REPO))
 from model.artifact import FittedModel
 from model.ethogram import bouts_chunks, ethogram_chunks
 from model.features import from_preprocessed
-from model.preprocess import _decode_threads, preprocess_video, tracking_frames
+from model.preprocess import preprocess_video, tracking_frames
+from model.preprocess.track import _decode_threads
 from model.segment import segment_frames
 from model.train import fit_model
 

@@ -21,7 +21,6 @@ from model.preprocess import (
     BackgroundModel,
     Preprocessed,
     TooShortError,
-    _prefetch,
     build_background,
     count_blobs,
     detect_mouse,
@@ -31,6 +30,7 @@ from model.preprocess import (
     resolve_heading,
     sample_frames,
 )
+from model.preprocess.track import _prefetch
 from model.synth import render_session
 from model.video import VideoError, iter_frames
 
