@@ -26,26 +26,22 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.cluster import KMeans
 
 from model.artifact import FittedModel, default_device
 from model.ethogram import bout_lengths, bouts_from_labels
 from model.features import Features
-from model.hmm import forward_backward
 from model.kinematics import KINEMATICS_RECIPE
 from model.kinematics import standardizer as kin_standardizer
 from model.priors import MNIW, MNIWStats, SLDSParams, SLDSStats
 from model.segment import DEFAULT_MIN_BOUT, infer_chunked, merge_short_bouts
+from model.stage_b import fit_sticky_ghmm, moment_stats, smoothed_latents
 from model.svae import (
     SLDSSVAE,
     SVAEConfig,
-    TransitionMoments,
     input_size,
-    local_posterior,
     observations,
     params_to,
     sufficient_stats,
-    transition_moments,
 )
 
 ProgressFn = Callable[[float, str, dict], None]
@@ -53,12 +49,12 @@ ProgressFn = Callable[[float, str, dict], None]
 
 @dataclass
 class TrainSettings:
-    """Knobs of the fit; the defaults target ~15 min for 30 min of video on a 2-core CPU."""
+    """Knobs of the fit; the defaults target ~15 min for 30 min of video on a 2-core CPU. What
+    each default was measured against is in docs/benchmarks.md ("Why the fit's defaults")."""
 
     seq_len: int = 64
     batch: int = 32
-    # Stage C moves the networks and q(θ) gently: on synthetic SLDS videos, larger steps (lr
-    # 1e-3, ρ 0.1–0.5) and potential masking all drifted away from the true states.
+    # Stage C moves the networks and q(θ) gently: larger steps drifted away from the states.
     lr: float = 1e-4
     lr_a: float = 2e-3  # stage A (networks from scratch)
     hidden: int = 200
@@ -66,30 +62,24 @@ class TrainSettings:
     steps_a: int = 0  # 0: derived from the data size
     steps_c: int = 0
     sweeps: int = 4
-    # SVI step size in stage C, decayed as (1 + t/τ)^-0.6. On the synthetic benchmark, stage C
-    # at ρ = 0.02 moved q(θ) away from stage B's states (ARI 0.53 against 0.64 at 0.002).
+    # SVI step size in stage C, decayed as (1 + t/τ)^-0.6; small, so that stage C refines
+    # stage B's states rather than replacing them.
     rho_c: float = 0.002
     rho_tau: float = 100.0
     em_iters: int = 12
     merge_penalty: float = 1.0  # × BIC cost of a state, for merging states in stage B
     # Stage B never merges, and ``min_bout_s`` never switches off, below this many states in use
-    # (states too small to count as in use go regardless). On the real tracktor clip the BIC
-    # test alone merged down to 2–3 states at any penalty from 0.3 to 10; behaviour has more.
-    # With 6 and both settings below on, the power test's grooming merged into rearing.
+    # (states too small to count as in use go regardless): the BIC test alone merges real
+    # behaviour down to 2-3 states.
     min_states: int = 8
     pseudo_count_cap: float = 500.0
     mask_fraction: float = 0.0  # share of subsequences with a masked window in stage C
     max_side: int = 32
     # Transition pseudo-counts per row, as a multiple of the frames per state (K-average).
     trans_strength: float = 10.0
-    # Each kinematic number counts as this many pixels in the likelihood (when given). At 256,
-    # four kinematics weigh as much as a 32x32 crop: on two synthetic sets (10 x 60 s each,
-    # seeds 2026 and 11) ARI was 0.641 and 0.636 against 0.643 and 0.454 at 1024, where the
-    # latents kept too little of the pose.
+    # Each kinematic number counts as this many pixels in the likelihood (when given): at 256,
+    # four kinematics weigh as much as a 32x32 crop; more, and the latents keep too little pose.
     kin_weight: float = 256.0
-    # Stage B's initial segmentation: "gaussian" (sticky Gaussian HMM on latent position and
-    # velocity) or "ar" (sticky AR(1)-HMM on the latents).
-    stage_b: str = "gaussian"
     start_states: int = 16
     velocity_weight: float = 0.0
     # Stage B scales the latents by one overall spread ("global": dimensions the encoder uses
@@ -98,32 +88,24 @@ class TrainSettings:
     stage_b_scale: str = "global"
     stage_b_kinematics: float = 1.0
     # After the fit, states whose median bout is shorter than this (two rounds, never below
-    # ``min_states`` in use) are switched off and the sessions segmented again: on synthetic
-    # sets they were the 100-130 ms passages between two movements, not syllables. 0.3 rather
-    # than 0.2: on the real tracktor clip no state was under 200 ms, the median bout was 267 ms,
-    # and 0.3 switched off five states of 200-233 ms (median 333 ms). 0: off.
+    # ``min_states`` in use) are switched off and the sessions segmented again: they are the
+    # brief passages between two movements, not syllables. 0: off.
     min_bout_s: float = 0.3
     # Before stage A, encoder and decoder learn frame by frame (a VAE with a standard normal
-    # prior) for this many passes over the frames (200-1000 steps; 0: none). Stage A from
-    # scratch leaves the body's sideways bend out of the latents (R² 0.4 for the crops' second
-    # principal component, 18 % of their variance; 0.55 after the 264 steps of 30 passes over
-    # 10 min of video, 0.98 after 1000) and splits rearing by polarity. With ``min_bout_s`` it
-    # raised synthetic ARI by 0.07-0.09 (docs/benchmarks.md, sessions 6-7).
+    # prior) for this many passes over the frames (200-1000 steps; 0: none): from scratch,
+    # stage A leaves the body's sideways bend out of the latents and splits rearing by polarity.
     pretrain_passes: float = 30.0
     pretrain_batch: int = 2048
     # The kinematics enter the latent state as observed dimensions (SVAEConfig.kin_in_state)
     # rather than through encoder and decoder (``kin_weight`` and ``stage_b_kinematics`` then
-    # play no part: stage B sees them in the latents). Through the networks, the latents mixed
-    # pose with movement: a Gaussian HMM given the true behaviours reached ARI 0.65 on stage
-    # A's latents + kinematics, 0.70 with the kinematics in the state (synthetic set 2026).
+    # play no part: stage B sees them in the latents): through the networks, the latents mixed
+    # pose with movement.
     kin_in_state: bool = True
-    # The kinematics' noise in the state (standardised units). With recipe-2 kinematics (lightly
-    # smoothed), 0.3 lets the Kalman smoother do the smoothing: ARI 0.82 against 0.72 at 0.1,
-    # where the states followed the features' noise and split walking and sniffing in two.
+    # The kinematics' noise in the state (standardised units): large enough that the Kalman
+    # smoother does the smoothing, rather than states following the features' noise.
     kin_noise: float = 0.3
     # When the sessions include both polarities, encoder and decoder are told each one's:
-    # otherwise states split by polarity (rearing, pausing: dark and bright sessions in
-    # different syllables) and stage B's ARI was 0.42 against 0.50 with it.
+    # otherwise states split by polarity (dark and bright sessions in different syllables).
     polarity_input: bool = True
 
 
@@ -238,328 +220,6 @@ def _random_mask(
         s = int(rng.integers(1, max(2, T - width)))
         mask[b, s : s + width] = True
     return mask.to(device)
-
-
-# ----------------------------------------------------------------------------------------------
-# Stage B: sticky AR(1)-HMM on the smoothed latents
-
-
-def _smoothed_latents(
-    model: SLDSSVAE, data: torch.Tensor, chunk: int = 256
-) -> tuple[torch.Tensor, TransitionMoments]:
-    """Posterior means (N, T, D) and transition moments of x for every subsequence (CPU)."""
-    means, prev, cross, nxt = [], [], [], []
-    ex = model.expectations()
-    with torch.no_grad():
-        for i in range(0, data.shape[0], chunk):
-            R, r = model.recognize(data[i : i + chunk].to(model.device))
-            post = local_posterior(R, r, ex, max_sweeps=1)
-            mom = transition_moments(post.kalman)
-            means.append(post.kalman.mean.cpu())
-            prev.append(mom.Eprev.cpu())
-            cross.append(mom.Ecross.cpu())
-            nxt.append(mom.Enext.cpu())
-    return torch.cat(means), TransitionMoments(torch.cat(prev), torch.cat(cross), torch.cat(nxt))
-
-
-def _moment_stats(gamma: torch.Tensor, mom: TransitionMoments) -> MNIWStats:
-    """MNIW statistics from full posterior moments (with their uncertainty), weighted by γ."""
-    K = gamma.shape[-1]
-    wk = gamma[:, 1:].reshape(-1, K).T  # (K, N·(T-1))
-
-    def weigh(m: torch.Tensor) -> torch.Tensor:
-        return (wk @ m.reshape(wk.shape[1], -1)).reshape(K, *m.shape[-2:])
-
-    return MNIWStats(weigh(mom.Eprev), weigh(mom.Ecross).transpose(-1, -2), weigh(mom.Enext),
-                     gamma[:, 1:].sum((0, 1)))
-
-
-def _ar_loglik(X: torch.Tensor, A: torch.Tensor, Q: torch.Tensor) -> torch.Tensor:
-    """(N, T, K) log N(x_t | A_k [x_{t-1}; 1], Q_k) for t ≥ 1, and 0 at t = 0."""
-    N, T, D = X.shape
-    prev = torch.cat([X[:, :-1], torch.ones(N, T - 1, 1, dtype=X.dtype, device=X.device)], -1)
-    pred = torch.einsum("kij,ntj->ntki", A, prev)
-    resid = X[:, 1:, None, :] - pred  # (N, T-1, K, D)
-    chol = torch.linalg.cholesky(Q)
-    z = torch.linalg.solve_triangular(chol, resid.unsqueeze(-1), upper=False).squeeze(-1)
-    logdet = 2 * torch.log(chol.diagonal(dim1=-2, dim2=-1)).sum(-1)
-    ll = -0.5 * (z**2).sum(-1) - 0.5 * logdet - 0.5 * D * math.log(2 * math.pi)
-    return torch.cat([torch.zeros(N, 1, A.shape[0], dtype=X.dtype, device=X.device), ll], 1)
-
-
-def _weighted_regression(
-    X: torch.Tensor, w: torch.Tensor, prior: SLDSParams
-) -> tuple[torch.Tensor, torch.Tensor, MNIWStats]:
-    """MAP (A_k, Q_k) under the MNIW prior from weights w (N, T, K); also the raw statistics."""
-    N, T, D = X.shape
-    prev = torch.cat([X[:, :-1], torch.ones(N, T - 1, 1, dtype=X.dtype, device=X.device)], -1)
-    nxt = X[:, 1:]
-    wn = w[:, 1:]
-    K = w.shape[-1]
-    # (K, N·T) @ (N·T, p·q) products: a three-operand einsum could build an (N, T, K, p, q)
-    # intermediate, gigabytes at 30 minutes of video.
-    wk = wn.reshape(-1, K).T
-
-    def moment(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        outer = (a.unsqueeze(-1) * b.unsqueeze(-2)).reshape(-1, a.shape[-1] * b.shape[-1])
-        return (wk @ outer).reshape(K, a.shape[-1], b.shape[-1])
-
-    Sxx = moment(prev, prev)
-    Sxy = moment(prev, nxt)
-    Syy = moment(nxt, nxt)
-    n = wn.sum((0, 1))
-    eta = prior.dynamics
-    Vinv = eta.Vinv + Sxx
-    Mt = torch.linalg.solve(Vinv, eta.VinvMt + Sxy)
-    S = eta.S_plus + Syy - (eta.VinvMt + Sxy).transpose(-1, -2) @ Mt
-    Q = 0.5 * (S + S.transpose(-1, -2)) / (eta.nu + n + D + 1)[:, None, None]
-    Q = Q + 1e-6 * torch.eye(D, dtype=X.dtype, device=X.device)
-    return Mt.transpose(-1, -2), Q, MNIWStats(Sxx, Sxy, Syy, n)
-
-
-def _regression_loglik(st: MNIWStats, ridge: float = 1e-3) -> torch.Tensor:
-    """(…) maximised Gaussian log-likelihood of the regressions summarised by ``st``."""
-    D = st.Syy.shape[-1]
-    p = st.Sxx.shape[-1]
-    Sxx = st.Sxx + ridge * torch.eye(p, dtype=st.Sxx.dtype)
-    resid = st.Syy - st.Sxy.transpose(-1, -2) @ torch.linalg.solve(Sxx, st.Sxy)
-    n = st.n.clamp_min(1e-9)
-    Q = 0.5 * (resid + resid.transpose(-1, -2)) / n[..., None, None]
-    Q = Q + 1e-6 * torch.eye(D, dtype=Q.dtype)
-    return -0.5 * n * (torch.logdet(Q) + D * (1.0 + math.log(2 * math.pi)))
-
-
-def _sticky_log_trans(active: torch.Tensor, dwell: float) -> torch.Tensor:
-    """(K, K) fixed sticky log transition matrix over the active states."""
-    K = active.shape[0]
-    n_act = int(active.sum())
-    stay = 1.0 - 1.0 / dwell
-    off = (1.0 - stay) / max(n_act - 1, 1)
-    mat = torch.where(active[None, :], torch.full((K, K), off, dtype=torch.float64),
-                      torch.full((K, K), 1e-30, dtype=torch.float64))
-    mat.fill_diagonal_(stay)
-    return torch.log(mat)
-
-
-def fit_arhmm(
-    X: torch.Tensor,
-    prior: SLDSParams,
-    *,
-    iters: int,
-    seed: int,
-    dwell_frames: float = 12.0,
-    merge_penalty: float = 1.0,
-    min_states: int = 1,
-) -> tuple[torch.Tensor, torch.Tensor, SLDSStats, torch.Tensor]:
-    """Sticky AR(1)-HMM on latent means X (N, T, D) by EM, with BIC-guided state merging.
-
-    k-means on [x̄_t, Δx̄_t] starts K states; EM alternates forward–backward and weighted
-    regressions. The transition matrix is held at a fixed sticky matrix (mean dwell
-    ``dwell_frames``): learnt transitions would reinforce whatever flicker k-means starts with.
-    Between EM rounds, the two states whose merged regression loses the least log-likelihood
-    are merged while that loss is below ``merge_penalty`` × the BIC cost of a state, so the
-    data decide how many of the K states are used (never fewer than ``min_states``).
-
-    Returns (gamma (N, T, K), pair counts (K, K), statistics, active (K,) bool).
-    """
-    N, T, D = X.shape
-    K = prior.trans.shape[0]
-    flat = X.reshape(-1, D)
-    vel = torch.cat([torch.zeros(N, 1, D, dtype=X.dtype), X[:, 1:] - X[:, :-1]], 1).reshape(-1, D)
-    feats = torch.cat([flat / flat.std(0).clamp_min(1e-6), vel / vel.std(0).clamp_min(1e-6)], 1)
-    rng = np.random.default_rng(seed)
-    take = rng.choice(feats.shape[0], size=min(feats.shape[0], 20000), replace=False)
-    km = KMeans(n_clusters=K, n_init=2, random_state=seed).fit(feats[take].numpy())
-    labels = torch.as_tensor(km.predict(feats.numpy()), dtype=torch.long).reshape(N, T)
-    gamma = torch.nn.functional.one_hot(labels, K).to(X.dtype)
-    active = gamma.sum((0, 1)) > 0
-    n_params = D * (D + 1) + D * (D + 1) // 2
-    penalty = merge_penalty * 0.5 * n_params * math.log(max(N * T, 2))
-
-    def em(gamma: torch.Tensor, rounds: int) -> tuple[torch.Tensor, torch.Tensor]:
-        log_trans = _sticky_log_trans(active, dwell_frames)
-        pair = torch.zeros(K, K, dtype=X.dtype)
-        for _ in range(rounds):
-            A, Q, _ = _weighted_regression(X, gamma, prior)
-            init = gamma[:, 0].sum(0) + 1e-3
-            log_pi0 = torch.log(init / init.sum())
-            ll = _ar_loglik(X, A, Q)
-            ll = torch.where(active, ll, torch.full_like(ll, -1e6))
-            res = forward_backward(log_pi0, log_trans, ll)
-            gamma, pair = res.gamma, res.pair_counts.sum(0)
-        return gamma, pair
-
-    gamma, pair = em(gamma, iters)
-    for _ in range(8):
-        merged = False
-        while int(active.sum()) > max(1, min_states):
-            _, _, st = _weighted_regression(X, gamma, prior)
-            ll = _regression_loglik(st)
-            idx = torch.nonzero(active).squeeze(1)
-            i, j = torch.meshgrid(idx, idx, indexing="ij")
-            keep = i < j
-            i, j = i[keep], j[keep]
-            both = MNIWStats(*(a[i] + a[j] for a in st))
-            cost = ll[i] + ll[j] - _regression_loglik(both)
-            # States too small to estimate a regression are merged regardless of the penalty.
-            tiny = torch.minimum(st.n[i], st.n[j]) < 2 * n_params
-            cost = torch.where(tiny, torch.full_like(cost, -1.0), cost)
-            best = int(torch.argmin(cost))
-            if float(cost[best]) >= penalty:
-                break
-            a_, b_ = int(i[best]), int(j[best])
-            gamma[..., a_] += gamma[..., b_]
-            gamma[..., b_] = 0.0
-            active[b_] = False
-            merged = True
-        if not merged:
-            break
-        gamma, pair = em(gamma, max(2, iters // 3))
-    _, _, dyn = _weighted_regression(X, gamma, prior)
-    x1 = X[:, 0]
-    one = torch.ones((), dtype=X.dtype)
-    ini = MNIWStats(N * one.view(1, 1), x1.sum(0)[None], x1.T @ x1, N * one)
-    return gamma, pair, SLDSStats(gamma[:, 0].sum(0), pair, dyn, ini), active
-
-
-def _gauss_loglik(F: torch.Tensor, mean: torch.Tensor, cov: torch.Tensor) -> torch.Tensor:
-    """(M, K) log N(F_m | mean_k, cov_k) for F (M, d), mean (K, d), cov (K, d, d)."""
-    chol = torch.linalg.cholesky(cov)
-    resid = (F[None] - mean[:, None]).transpose(-1, -2)  # (K, d, M)
-    z = torch.linalg.solve_triangular(chol, resid, upper=False)
-    logdet = 2 * torch.log(chol.diagonal(dim1=-2, dim2=-1)).sum(-1)
-    d = F.shape[-1]
-    return (-0.5 * (z**2).sum(1) - 0.5 * (logdet + d * math.log(2 * math.pi))[:, None]).T
-
-
-def _gauss_moments(
-    F: torch.Tensor, w: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Weighted counts (K,), sums (K, d) and sums of outer products (K, d, d)."""
-    return w.sum(0), w.T @ F, torch.einsum("mk,mi,mj->kij", w, F, F)
-
-
-def _gauss_from_moments(
-    n: torch.Tensor, s1: torch.Tensor, s2: torch.Tensor, ridge: float
-) -> tuple[torch.Tensor, ...]:
-    """Means (K, d), covariances (K, d, d) and counts (K,) from :func:`_gauss_moments`."""
-    n_ = n.clamp_min(1e-9)
-    mean = s1 / n_[:, None]
-    cov = s2 / n_[:, None, None] - mean[:, :, None] * mean[:, None, :]
-    eye = torch.eye(s1.shape[-1], dtype=s1.dtype)
-    return mean, 0.5 * (cov + cov.transpose(-1, -2)) + ridge * eye, n
-
-
-def _gauss_fit(F: torch.Tensor, w: torch.Tensor, ridge: float) -> tuple[torch.Tensor, ...]:
-    """Weighted means (K, d), covariances (K, d, d) and weights (K,) from F (M, d), w (M, K)."""
-    return _gauss_from_moments(*_gauss_moments(F, w), ridge)
-
-
-def fit_sticky_ghmm(
-    X: torch.Tensor,
-    states: int,
-    *,
-    start_states: int = 16,
-    iters: int = 12,
-    seed: int = 0,
-    dwell_frames: float = 12.0,
-    merge_penalty: float = 3.0,
-    min_states: int = 1,
-    velocity_weight: float = 0.0,
-    scale: str = "dim",
-    extra: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Sticky Gaussian HMM on where the latent is and where it is heading, by EM.
-
-    Features per frame are the standardised latent mean and its velocity (scaled by
-    ``velocity_weight``): a syllable is a region of pose-and-kinematics space the mouse stays
-    in for a while, plus the direction it moves through it. k-means starts ``start_states``
-    states; between EM rounds, the pair of states whose merged Gaussian loses the least
-    log-likelihood is merged while that loss is below ``merge_penalty`` × the BIC cost of a
-    state (never below ``min_states``), so the data decide how many states are used.
-    ``scale`` "dim" standardises each latent dimension, "global" divides all by one overall
-    spread; ``extra`` (N, T, E) features, already scaled, are appended as they are.
-
-    Returns (gamma (N, T, states), pair counts (states, states), active (states,) bool).
-    """
-    N, T, D = X.shape
-    K = states
-    if scale not in ("dim", "global"):
-        raise ValueError(f"scale must be 'dim' or 'global', got {scale!r}")
-    flat = X.reshape(-1, D)
-    sd = flat.std(0) if scale == "dim" else flat.std(0).square().mean().sqrt().expand(D)
-    parts = [(flat - flat.mean(0)) / sd.clamp_min(1e-6)]
-    # Velocity columns only when they weigh: zero columns would still count in every state's
-    # BIC cost and so merge states too eagerly (ARI 0.608 -> 0.640 and 0.632 -> 0.642 on two
-    # synthetic sets when they went).
-    if velocity_weight > 0:
-        vel = torch.cat([torch.zeros(N, 1, D, dtype=X.dtype), X[:, 1:] - X[:, :-1]], 1)
-        fvel = vel.reshape(-1, D)
-        parts.append(velocity_weight * fvel / fvel.std(0).clamp_min(1e-6))
-    F = torch.cat(parts, 1)
-    if extra is not None:
-        F = torch.cat([F, extra.reshape(N * T, -1).to(F.dtype)], 1)
-    d = F.shape[1]
-    rng = np.random.default_rng(seed)
-    take = rng.choice(F.shape[0], size=min(F.shape[0], 20000), replace=False)
-    k0 = min(start_states, K)
-    km = KMeans(n_clusters=k0, n_init=2, random_state=seed).fit(F[take].numpy())
-    labels = torch.as_tensor(km.predict(F.numpy()), dtype=torch.long)
-    w = torch.nn.functional.one_hot(labels, K).to(X.dtype)
-    active = w.sum(0) > 0
-    ridge = 1e-3
-    n_params = d + d * (d + 1) // 2
-    penalty = merge_penalty * 0.5 * n_params * math.log(max(N * T, 2))
-    pair = torch.zeros(K, K, dtype=X.dtype)
-
-    def em(w: torch.Tensor, rounds: int) -> tuple[torch.Tensor, torch.Tensor]:
-        log_trans = _sticky_log_trans(active, dwell_frames)
-        pair = torch.zeros(K, K, dtype=X.dtype)
-        for _ in range(rounds):
-            mean, cov, _ = _gauss_fit(F, w, ridge)
-            cov = torch.where(active[:, None, None], cov, torch.eye(d, dtype=X.dtype))
-            ll = _gauss_loglik(F, mean, cov).reshape(N, T, K)
-            ll = torch.where(active, ll, torch.full_like(ll, -1e6))
-            init = (w.reshape(N, T, K)[:, 0].sum(0) + 1e-3) * active
-            res = forward_backward(torch.log(init / init.sum() + 1e-30), log_trans, ll)
-            w, pair = res.gamma.reshape(-1, K), res.pair_counts.sum(0)
-        return w, pair
-
-    def loglik(mean_cov_n: tuple[torch.Tensor, ...]) -> torch.Tensor:
-        _, cov, n = mean_cov_n
-        return -0.5 * n * (torch.logdet(cov) + d * (1.0 + math.log(2 * math.pi)))
-
-    w, pair = em(w, iters)
-    for _ in range(16):
-        merged = False
-        while int(active.sum()) > max(1, min_states):
-            idx = torch.nonzero(active).squeeze(1)
-            # A merged state's statistics are the sums of its parts': every pair is scored
-            # from the per-state moments, without another pass over the frames.
-            n, s1, s2 = _gauss_moments(F, w)
-            own = loglik(_gauss_from_moments(n, s1, s2, ridge))
-            ii, jj = torch.meshgrid(idx, idx, indexing="ij")
-            upper = ii < jj
-            i_, j_ = ii[upper], jj[upper]
-            both = _gauss_from_moments(n[i_] + n[j_], s1[i_] + s1[j_], s2[i_] + s2[j_], ridge)
-            costs = own[i_] + own[j_] - loglik(both)
-            costs = torch.where(torch.minimum(n[i_], n[j_]) < 2 * n_params,
-                                torch.full_like(costs, -1.0), costs)
-            best, best_cost = None, math.inf
-            if costs.numel():
-                k = int(torch.argmin(costs))
-                best, best_cost = (int(i_[k]), int(j_[k])), float(costs[k])
-            if best is None or best_cost >= penalty:
-                break
-            i, j = best
-            w[:, i] += w[:, j]
-            w[:, j] = 0.0
-            active[j] = False
-            merged = True
-        if not merged:
-            break
-        w, pair = em(w, max(2, iters // 3))
-    return w.reshape(N, T, K), pair, active
 
 
 def _with_beta(prior: SLDSParams, beta: torch.Tensor, dwell: float) -> SLDSParams:
@@ -761,38 +421,31 @@ def fit_model(
                lr=settings.lr_a, sweeps=1,
                kl_warmup=max(1, steps_a // 3), cache=None, masking=False, on_step=on_step_a)
 
-    # Stage B: AR-HMM on the smoothed latents.
-    report(0.9 * steps_a / total, "stage B: fitting an AR-HMM to initialise the states", {})
-    X, moments = _smoothed_latents(model_a, data)
+    # Stage B: a sticky Gaussian HMM on the smoothed latents.
+    report(0.9 * steps_a / total, "stage B: a first segmentation to initialise the states", {})
+    X, moments = smoothed_latents(model_a, data)
     model = SLDSSVAE(config)
     prior_cpu = model.prior
-    if settings.stage_b == "gaussian":
-        gamma0, pair0, active = fit_sticky_ghmm(
-            X, states, start_states=settings.start_states,
-            iters=settings.em_iters, seed=seed,
-            dwell_frames=config.dwell_frames, merge_penalty=settings.merge_penalty,
-            min_states=settings.min_states, velocity_weight=settings.velocity_weight,
-            scale=settings.stage_b_scale,
-            extra=(settings.stage_b_kinematics
-                   * data[..., config.pixels : config.pixels + config.kinematics]
-                   if settings.stage_b_kinematics > 0 and config.kinematics
-                   and not config.kin_in_state else None),
-        )
-        x1 = X[:, 0]
-        one = torch.ones((), dtype=X.dtype)
-        stats = SLDSStats(gamma0[:, 0].sum(0), pair0, _moment_stats(gamma0, moments),
-                          MNIWStats(X.shape[0] * one.view(1, 1), x1.sum(0)[None], x1.T @ x1,
-                                    X.shape[0] * one))
-    else:
-        gamma0, _, stats, active = fit_arhmm(
-            X, prior_cpu, iters=settings.em_iters, seed=seed, dwell_frames=config.dwell_frames,
-            merge_penalty=settings.merge_penalty, min_states=settings.min_states,
-        )
-    # The AR-HMM segments the posterior means, but q(θ) must be built from the full posterior
+    gamma0, pair0, active = fit_sticky_ghmm(
+        X, states, start_states=settings.start_states,
+        iters=settings.em_iters, seed=seed,
+        dwell_frames=config.dwell_frames, merge_penalty=settings.merge_penalty,
+        min_states=settings.min_states, velocity_weight=settings.velocity_weight,
+        scale=settings.stage_b_scale,
+        extra=(settings.stage_b_kinematics
+               * data[..., config.pixels : config.pixels + config.kinematics]
+               if settings.stage_b_kinematics > 0 and config.kinematics
+               and not config.kin_in_state else None),
+    )
+    # Stage B segments the posterior means, but q(θ) must be built from the full posterior
     # moments: regressions on means alone give noise covariances Q_k smaller than the
     # uncertainty of q(x), and then, in stage C, E[log p(x_t | x_{t-1}, k)] punishes every
     # state by tr(Q_k⁻¹ Cov) and the state with the largest Q takes all frames.
-    stats = stats._replace(dynamics=_moment_stats(gamma0, moments))
+    x1 = X[:, 0]
+    one = torch.ones((), dtype=X.dtype)
+    stats = SLDSStats(gamma0[:, 0].sum(0), pair0, moment_stats(gamma0, moments),
+                      MNIWStats(X.shape[0] * one.view(1, 1), x1.sum(0)[None], x1.T @ x1,
+                                X.shape[0] * one))
     # Empirical-Bayes (weak-limit HDP style) transition prior: entering state j is a priori as
     # likely as j's share β_j of stage B's frames, so states that stage B left unused stay off
     # unless the data insist.

@@ -185,32 +185,12 @@ def test_short_fit_recovers_synthetic_states():
     assert len(seg.syllable) == len(syn.frames) and np.all(seg.probability <= 1.0)
 
 
-def test_stage_b_arhmm_merges_surplus_states():
-    """On the true latents of a 3-state SLDS, stage B started with 8 states keeps about 3."""
-    import numpy as np
-    from sklearn.metrics import adjusted_rand_score
-
-    from model.priors import default_prior
-    from model.synthetic_slds import sample_slds
-    from model.train import fit_arhmm
-
-    z, x = sample_slds(64 * 40, states=3, latent_dim=2, seed=2)
-    X = torch.as_tensor(x).reshape(40, 64, 2)
-    gamma, pair, stats, active = fit_arhmm(X, default_prior(8, 2), iters=8, seed=0,
-                                           merge_penalty=3.0)
-    labels = gamma.argmax(-1).reshape(-1).numpy()
-    assert 3 <= int(active.sum()) <= 4
-    assert adjusted_rand_score(z, labels) > 0.8
-    assert torch.allclose(stats.dynamics.n.sum(), torch.tensor(40 * 63.0))
-    assert np.isclose(float(pair.sum()), 40 * 63)
-
-
 def test_stage_b_gaussian_hmm_finds_the_regions():
     """Three sticky regions of a latent space, started with 8 states: about 3 are kept."""
     import numpy as np
     from sklearn.metrics import adjusted_rand_score
 
-    from model.train import fit_sticky_ghmm
+    from model.stage_b import fit_sticky_ghmm
 
     rng = np.random.default_rng(3)
     z = np.repeat(rng.integers(0, 3, size=40 * 64 // 16), 16)
@@ -233,7 +213,7 @@ def test_stage_b_finds_regions_seen_only_in_the_kinematics():
     import pytest
     from sklearn.metrics import adjusted_rand_score
 
-    from model.train import fit_sticky_ghmm
+    from model.stage_b import fit_sticky_ghmm
 
     rng = np.random.default_rng(5)
     z = np.repeat(rng.integers(0, 3, size=40 * 64 // 16), 16)
