@@ -28,7 +28,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from app.comparison import stats
-from app.comparison.service import MIN_USAGE
+from app.comparison.design import MIN_USAGE
 from model.synth import _GAMMA_SHAPE, _MAX_BOUT, _MIN_BOUT, _PARAMS, BEHAVIOURS, transition_matrix
 
 ALPHA = 0.05

@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from app.comparison import service
+from app.comparison import design
 from app.core.errors import NotFound
 from app.deps import DbSession
 from app.experiments import service as experiments
@@ -28,8 +28,8 @@ def comparison_page(
             request, "not_found.html", {"message": str(exc)}, status_code=404
         )
         return response
-    names = [c.name for c in service.cohort_names(db, experiment_id)]
-    chosen = [c for c in service.parse_cohorts(cohorts) or names if c in names]
+    names = [c.name for c in design.cohort_names(db, experiment_id)]
+    chosen = [c for c in design.parse_cohorts(cohorts) or names if c in names]
     # The picker lists the chosen cohorts first, in the order asked (the first is the
     # reference), then the others.
     names = chosen + [n for n in names if n not in chosen]

@@ -12,9 +12,11 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from app.accounts.deps import API_ACCESS, PAGE_ACCESS
+from app.comparison import design as designs
 from app.comparison import pages, service
 from app.comparison.schemas import ComparisonPublic
 from app.deps import DbSession, StorageDep
+from app.exports import comparison_csv
 
 api = APIRouter(prefix="/api", tags=["cohort comparison"])
 
@@ -35,7 +37,7 @@ def comparison(
     db: DbSession,
     storage: StorageDep,
     cohorts: CohortsQuery = None,
-    alpha: AlphaQuery = service.ALPHA,
+    alpha: AlphaQuery = designs.ALPHA,
 ) -> ComparisonPublic:
     """Compare cohorts: per-syllable tests with FDR, effect sizes, the fingerprint classifier,
     transition differences, locomotion, warnings and a methods paragraph."""
@@ -43,7 +45,7 @@ def comparison(
         db,
         storage,
         experiment_id=experiment_id,
-        cohorts=service.parse_cohorts(cohorts),
+        cohorts=designs.parse_cohorts(cohorts),
         alpha=alpha,
     )
 
@@ -66,9 +68,11 @@ def usage_csv(
     """One row per animal × syllable: usage, bouts per minute, bout durations, locomotion,
     with subject and cohort metadata."""
     design, result = service.run(
-        db, storage, experiment_id=experiment_id, cohorts=service.parse_cohorts(cohorts)
+        db, storage, experiment_id=experiment_id, cohorts=designs.parse_cohorts(cohorts)
     )
-    return _csv_response(service.usage_csv(design, result), f"experiment_{experiment_id}_usage.csv")
+    return _csv_response(
+        comparison_csv.usage_csv(design, result), f"experiment_{experiment_id}_usage.csv"
+    )
 
 
 @api.get("/experiments/{experiment_id}/comparison/statistics.csv", response_class=Response)
@@ -77,7 +81,7 @@ def statistics_csv(
     db: DbSession,
     storage: StorageDep,
     cohorts: CohortsQuery = None,
-    alpha: AlphaQuery = service.ALPHA,
+    alpha: AlphaQuery = designs.ALPHA,
 ) -> Response:
     """One row per syllable (and pair of cohorts): test, p, q, Cliff's delta, mean difference
     with its bootstrap CI."""
@@ -85,11 +89,11 @@ def statistics_csv(
         db,
         storage,
         experiment_id=experiment_id,
-        cohorts=service.parse_cohorts(cohorts),
+        cohorts=designs.parse_cohorts(cohorts),
         alpha=alpha,
     )
     return _csv_response(
-        service.statistics_csv(result), f"experiment_{experiment_id}_statistics.csv"
+        comparison_csv.statistics_csv(result), f"experiment_{experiment_id}_statistics.csv"
     )
 
 
@@ -99,18 +103,19 @@ def transitions_csv(
     db: DbSession,
     storage: StorageDep,
     cohorts: CohortsQuery = None,
-    alpha: AlphaQuery = service.ALPHA,
+    alpha: AlphaQuery = designs.ALPHA,
 ) -> Response:
     """Transition matrices per cohort (tidy), with the test of each tested transition."""
     design, result = service.run(
         db,
         storage,
         experiment_id=experiment_id,
-        cohorts=service.parse_cohorts(cohorts),
+        cohorts=designs.parse_cohorts(cohorts),
         alpha=alpha,
     )
     return _csv_response(
-        service.transitions_csv(design, result), f"experiment_{experiment_id}_transitions.csv"
+        comparison_csv.transitions_csv(design, result),
+        f"experiment_{experiment_id}_transitions.csv",
     )
 
 
