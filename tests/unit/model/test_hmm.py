@@ -7,7 +7,8 @@ import torch
 
 from model.hmm import forward_backward, log_normalizer, viterbi
 
-torch.set_default_dtype(torch.float64)
+# Every test here runs with float64 as the default dtype (restored afterwards).
+pytestmark = pytest.mark.usefixtures("float64")
 
 
 def _problem(B: int, T: int, K: int, seed: int, spread: float = 3.0):

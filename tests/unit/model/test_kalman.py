@@ -2,11 +2,13 @@
 
 import math
 
+import pytest
 import torch
 
 from model.kalman import kalman_smoother, second_moments
 
-torch.set_default_dtype(torch.float64)
+# Every test here runs with float64 as the default dtype (restored afterwards).
+pytestmark = pytest.mark.usefixtures("float64")
 
 
 def _random_spd(gen: torch.Generator, *shape: int, scale: float = 1.0) -> torch.Tensor:

@@ -22,7 +22,8 @@ from model.priors import (
     svi_step,
 )
 
-torch.set_default_dtype(torch.float64)
+# Every test here runs with float64 as the default dtype (restored afterwards).
+pytestmark = pytest.mark.usefixtures("float64")
 
 
 def _std_params(D: int = 2, p: int = 3, seed: int = 0):

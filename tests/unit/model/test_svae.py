@@ -3,6 +3,7 @@
 import itertools
 import math
 
+import pytest
 import torch
 
 from model.kalman import KalmanResult
@@ -15,7 +16,8 @@ from model.svae import (
     sufficient_stats,
 )
 
-torch.set_default_dtype(torch.float64)
+# Every test here runs with float64 as the default dtype (restored afterwards).
+pytestmark = pytest.mark.usefixtures("float64")
 
 
 def _random_globals(K: int, D: int, seed: int):
