@@ -23,6 +23,7 @@ from app.jobs import pipeline
 from app.jobs import service as jobs
 from app.jobs.models import JobKind
 from app.syllables import service as syllables
+from app.syllables.models import ModelStatus
 from model.video import VideoLimitExceeded, VideoLimits, probe
 from worker.runner import Handler, JobContext, PermanentJobError, ResultWriter
 
@@ -303,7 +304,7 @@ def handle_segment(ctx: JobContext) -> ResultWriter:
     session = _load_session(ctx)
     with session_factory(ctx.engine)() as db:
         model = syllables.get_model_or_raise(db, model_id)
-        if model.status != "ready" or not model.artifact_path:
+        if model.status != ModelStatus.ready or not model.artifact_path:
             raise PermanentJobError(f"model version {model.version} is not ready")
         artifact, model_version = model.artifact_path, model.version
     if not session.features_path:

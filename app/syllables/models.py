@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from datetime import datetime
 from typing import Any
 
@@ -22,6 +23,12 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from app.core.db import Base, utcnow
 
 
+class ModelStatus(enum.StrEnum):
+    training = "training"
+    ready = "ready"  # fitted and frozen
+    failed = "failed"  # not stored: a training model whose fit job gave up (model_status)
+
+
 class SyllableModel(Base):
     """A fitted SVAE of one experiment. Versions count up; a ready model is frozen for ever,
     so its syllable ids mean the same thing in every session it segments."""
@@ -34,7 +41,7 @@ class SyllableModel(Base):
         ForeignKey("experiments.id", ondelete="CASCADE"), index=True
     )
     version: Mapped[int] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(20), default="training")
+    status: Mapped[str] = mapped_column(String(20), default=ModelStatus.training)
     settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     session_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
     artifact_path: Mapped[str | None] = mapped_column(String(1000))

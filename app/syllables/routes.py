@@ -13,7 +13,7 @@ from app.deps import DbSession, SettingsDep, StorageDep
 from app.experiments import service as experiments
 from app.jobs.schemas import JobPublic
 from app.syllables import service
-from app.syllables.models import Syllable, SyllableModel
+from app.syllables.models import ModelStatus, Syllable, SyllableModel
 from app.syllables.schemas import (
     BoutsColumns,
     ClipPublic,
@@ -71,7 +71,7 @@ def model_public(db: DbSession, model: SyllableModel, *, detail: bool) -> ModelP
         fitted_at=model.fitted_at,
         job_id=job.id if job else None,
     )
-    if detail and model.status == "ready":
+    if detail and model.status == ModelStatus.ready:
         stats = service.syllable_statistics(db, model.id)
         out.transition_matrix = service.transition_matrix(db, model.id, model.states)
         out.syllables = [syllable_public(s, stats.get(s.index)) for s in model.syllables]

@@ -5,6 +5,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from app.core.schemas import UtcDateTime
+from app.syllables.models import ModelStatus
 
 
 class FitRequest(BaseModel):
@@ -43,7 +44,7 @@ class ModelPublic(BaseModel):
     id: int
     experiment_id: int
     version: int
-    status: str
+    status: ModelStatus
     states: int
     states_used: int | None
     median_duration_s: float | None

@@ -15,7 +15,7 @@ from app.core.errors import BadInput, NotFound
 from app.experiments.models import Experiment, VideoSession
 from app.jobs import service as jobs
 from app.jobs.models import Job, JobKind, JobStatus
-from app.syllables.models import Bout, Segmentation, Syllable, SyllableModel
+from app.syllables.models import Bout, ModelStatus, Segmentation, Syllable, SyllableModel
 from app.syllables.palette import syllable_color
 from model.summary import FitSummary
 
@@ -49,7 +49,10 @@ def list_models(db: Session, experiment_id: int) -> list[SyllableModel]:
 def latest_ready_model(db: Session, experiment_id: int) -> SyllableModel | None:
     return db.scalar(
         select(SyllableModel)
-        .where(SyllableModel.experiment_id == experiment_id, SyllableModel.status == "ready")
+        .where(
+            SyllableModel.experiment_id == experiment_id,
+            SyllableModel.status == ModelStatus.ready,
+        )
         .order_by(SyllableModel.version.desc())
         .limit(1)
     )
@@ -109,7 +112,7 @@ def start_fit(
     model = SyllableModel(
         experiment_id=experiment.id,
         version=version,
-        status="training",
+        status=ModelStatus.training,
         states=states,
         settings={"states": states, "epochs": epochs},
         session_ids=chosen,
@@ -138,7 +141,7 @@ def record_fit(
 ) -> SyllableModel:
     """Store a finished fit: freeze the model and create its syllables."""
     model = get_model_or_raise(db, model_id)
-    model.status = "ready"
+    model.status = ModelStatus.ready
     model.artifact_path = artifact_path
     model.states_used = summary.states_used
     model.median_duration_s = summary.median_duration_s
@@ -330,13 +333,13 @@ def fit_job_of(db: Session, model: SyllableModel) -> Job | None:
     return None
 
 
-def model_status(db: Session, model: SyllableModel) -> str:
+def model_status(db: Session, model: SyllableModel) -> ModelStatus:
     """``training``, ``ready`` or ``failed`` (a fit job that gave up means failed)."""
-    if model.status == "training":
+    if model.status == ModelStatus.training:
         job = fit_job_of(db, model)
         if job is not None and job.status == JobStatus.failed:
-            return "failed"
-    return model.status
+            return ModelStatus.failed
+    return ModelStatus(model.status)
 
 
 def downsample(values: np.ndarray, max_points: int) -> np.ndarray:

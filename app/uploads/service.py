@@ -34,7 +34,7 @@ from app.core.storage import (
 )
 from app.experiments import service as experiments
 from app.experiments.models import Experiment, VideoSession
-from app.uploads.models import Upload
+from app.uploads.models import Upload, UploadStatus
 from app.uploads.validation import check_video_head, clean_filename
 
 CHUNK_SIZE = 8 * 1024 * 1024
@@ -74,7 +74,7 @@ def start(
         received_bytes=0,
         subject=(subject or "").strip() or None,
         cohort=(cohort or "").strip() or None,
-        status="receiving",
+        status=UploadStatus.receiving,
     )
     db.add(upload)
     db.flush()
@@ -98,7 +98,7 @@ def get_or_raise(db: Session, upload_id: str) -> Upload:
 def reconcile(upload: Upload, storage: Storage) -> Upload:
     """After a crash the partial file may hold fewer bytes than recorded (chunks are synced to
     disk only at the end, for speed): resume from what is really on disk."""
-    if upload.status == "receiving":
+    if upload.status == UploadStatus.receiving:
         path = _partial(storage, upload.id)
         on_disk = path.stat().st_size if path.exists() else 0
         if on_disk < upload.received_bytes:
@@ -151,7 +151,7 @@ async def receive_chunk(
 
     Returns the session when this chunk completed the upload.
     """
-    if upload.status != "receiving":
+    if upload.status != UploadStatus.receiving:
         raise Conflict(f"Upload {upload.id} is already {upload.status}.")
     reconcile(upload, storage)
     if upload.size_bytes == 0:
@@ -246,7 +246,7 @@ def _finish(
     path = _partial(storage, upload.id)
     if existing is not None:
         path.unlink(missing_ok=True)
-        upload.status, upload.session_id = "duplicate", existing.id
+        upload.status, upload.session_id = UploadStatus.duplicate, existing.id
         return existing
     try:
         stored: StoredFile = storage.adopt(path, sha256=sha256, filename=upload.filename)
@@ -261,5 +261,5 @@ def _finish(
         cohort_name=upload.cohort,
         settings=settings,
     )
-    upload.status, upload.session_id = "done", session.id
+    upload.status, upload.session_id = UploadStatus.done, session.id
     return session
