@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Request, UploadFile, status
+from fastapi import APIRouter, File, Form, Request, Response, UploadFile, status
 
 from app.accounts import service as accounts
 from app.accounts.deps import CurrentUser
@@ -25,6 +25,7 @@ from app.experiments.schemas import (
     SubjectUpdate,
 )
 from app.jobs.schemas import JobPublic
+from app.uploads import service as uploads
 from app.uploads.validation import check_video_head, clean_filename
 
 router = APIRouter(prefix="/api", tags=["experiments"])
@@ -94,6 +95,7 @@ def list_sessions(experiment_id: int, db: DbSession) -> list[SessionPublic]:
 async def upload_session(
     experiment_id: int,
     request: Request,
+    response: Response,
     db: DbSession,
     settings: SettingsDep,
     storage: StorageDep,
@@ -101,7 +103,8 @@ async def upload_session(
     subject: Annotated[str | None, Form(max_length=200)] = None,
     cohort: Annotated[str | None, Form(max_length=200)] = None,
 ) -> SessionPublic:
-    """Upload one video as a session of ``subject`` (created if new) in ``cohort``."""
+    """Upload one video as a session of ``subject`` (created if new) in ``cohort``: 201 and the
+    new session, or 200 and the existing one when the experiment already has these bytes."""
     experiment = service.get_experiment_or_raise(db, experiment_id)
     filename = clean_filename(file.filename)
 
@@ -118,15 +121,12 @@ async def upload_session(
         )
     except UploadTooLarge as exc:
         raise TooLarge(str(exc)) from exc
-    session = service.create_session(
-        db,
-        experiment=experiment,
-        stored=stored,
-        filename=filename,
-        subject_name=subject,
-        cohort_name=cohort,
-        settings=settings,
-    )
+    session, duplicate = uploads.record_session(
+        db, experiment=experiment, sha256=stored.sha256, store=lambda: stored, filename=filename,
+        subject=subject, cohort=cohort, settings=settings,
+    )  # fmt: skip
+    if duplicate:  # the same bytes are already this session: nothing new was created
+        response.status_code = status.HTTP_200_OK
     db.commit()
     db.refresh(session)
     return session_public(session)

@@ -14,7 +14,7 @@ import os
 import re
 import threading
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -238,28 +238,54 @@ def _finish(
     db: Session, *, upload: Upload, sha256: str, settings: Settings, storage: Storage
 ) -> VideoSession:
     experiment = experiments.get_experiment_or_raise(db, upload.experiment_id)
+    path = _partial(storage, upload.id)
+
+    def adopt() -> StoredFile:
+        try:
+            return storage.adopt(path, sha256=sha256, filename=upload.filename)
+        except UploadTooLarge as exc:  # pragma: no cover - checked at start
+            raise TooLarge(str(exc)) from exc
+
+    session, duplicate = record_session(
+        db, experiment=experiment, sha256=sha256, store=adopt, filename=upload.filename,
+        subject=upload.subject, cohort=upload.cohort, settings=settings,
+    )  # fmt: skip
+    if duplicate:
+        path.unlink(missing_ok=True)
+    upload.status = UploadStatus.duplicate if duplicate else UploadStatus.done
+    upload.session_id = session.id
+    return session
+
+
+def record_session(
+    db: Session,
+    *,
+    experiment: Experiment,
+    sha256: str,
+    store: Callable[[], StoredFile],
+    filename: str,
+    subject: str | None,
+    cohort: str | None,
+    settings: Settings,
+) -> tuple[VideoSession, bool]:
+    """The one writer of uploaded videos, for both upload paths: a new session (whose probe is
+    queued), or the experiment's existing session with the same bytes and ``True`` (a
+    duplicate: nothing stored twice, nothing queued). ``store`` puts the file in the originals
+    and is called only for a new session."""
     existing = db.scalar(
         select(VideoSession).where(
             VideoSession.experiment_id == experiment.id, VideoSession.sha256 == sha256
         )
     )
-    path = _partial(storage, upload.id)
     if existing is not None:
-        path.unlink(missing_ok=True)
-        upload.status, upload.session_id = UploadStatus.duplicate, existing.id
-        return existing
-    try:
-        stored: StoredFile = storage.adopt(path, sha256=sha256, filename=upload.filename)
-    except UploadTooLarge as exc:  # pragma: no cover - checked at start
-        raise TooLarge(str(exc)) from exc
+        return existing, True
     session = experiments.create_session(
         db,
         experiment=experiment,
-        stored=stored,
-        filename=upload.filename,
-        subject_name=upload.subject,
-        cohort_name=upload.cohort,
+        stored=store(),
+        filename=filename,
+        subject_name=subject,
+        cohort_name=cohort,
         settings=settings,
     )
-    upload.status, upload.session_id = UploadStatus.done, session.id
-    return session
+    return session, False

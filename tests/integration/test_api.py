@@ -71,23 +71,45 @@ def test_oversized_upload_is_413_and_nothing_is_kept(client, tmp_path) -> None:
 def test_upload_creates_subject_and_cohort_once(client, shared_data) -> None:
     experiment = client.post("/api/experiments", json={"name": "x"}).json()
     url = f"/api/experiments/{experiment['id']}/sessions"
+    video = DEEPOF.read_bytes()
     sessions = []
-    for _ in range(2):
-        with DEEPOF.open("rb") as fh:
-            r = client.post(
-                url, files={"file": (DEEPOF.name, fh)}, data={"subject": "m1", "cohort": "drug"}
-            )
+    for i in range(2):  # two recordings of one animal (other bytes: a byte appended)
+        r = client.post(url, files={"file": (DEEPOF.name, video + b"\0" * i)},
+                        data={"subject": "m1", "cohort": "drug"})  # fmt: skip
         assert r.status_code == 201, r.text
         sessions.append(r.json())
-    assert sessions[0]["sha256"] == sessions[1]["sha256"]
+    assert sessions[0]["sha256"] != sessions[1]["sha256"]
     assert {s["cohort"] for s in sessions} == {"drug"}
+    assert {s["subject"] for s in sessions} == {"m1"}
     assert sessions[0]["jobs"][0]["kind"] == "probe"
     # The same animal cannot silently change cohort.
-    with DEEPOF.open("rb") as fh:
-        r = client.post(
-            url, files={"file": (DEEPOF.name, fh)}, data={"subject": "m1", "cohort": "saline"}
-        )
+    r = client.post(url, files={"file": (DEEPOF.name, video + b"\0" * 2)},
+                    data={"subject": "m1", "cohort": "saline"})  # fmt: skip
     assert r.status_code == 422 and "already in cohort" in r.json()["detail"]
+
+
+def test_the_same_video_uploaded_again_is_the_same_session(client, shared_data) -> None:
+    """Both upload paths recognise a video the experiment already has: no second session, no
+    second probe."""
+    experiment = client.post("/api/experiments", json={"name": "x"}).json()
+    url = f"/api/experiments/{experiment['id']}/sessions"
+    first = client.post(url, files={"file": (DEEPOF.name, DEEPOF.read_bytes())})
+    again = client.post(url, files={"file": ("renamed.mp4", DEEPOF.read_bytes())})
+    assert first.status_code == 201 and again.status_code == 200, again.text
+    assert again.json()["id"] == first.json()["id"]
+    assert len(client.get(url).json()) == 1
+    assert len(again.json()["jobs"]) == 1
+    # The resumable path finds it too.
+    start = client.post(f"/api/experiments/{experiment['id']}/uploads",
+                        json={"filename": "third.mp4", "size": DEEPOF.stat().st_size})  # fmt: skip
+    assert start.status_code == 201, start.text
+    upload = start.json()
+    size = DEEPOF.stat().st_size
+    put = client.put(f"/api/uploads/{upload['id']}", content=DEEPOF.read_bytes(),
+                     headers={"Content-Range": f"bytes 0-{size - 1}/{size}"})  # fmt: skip
+    assert put.status_code == 200, put.text
+    assert put.json()["status"] == "duplicate" and put.json()["session_id"] == first.json()["id"]
+    assert len(client.get(url).json()) == 1
 
 
 def test_retry_of_a_job_that_has_not_failed_is_409(client, shared_data) -> None:
