@@ -19,9 +19,11 @@ import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
+import torch
 from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
 
+from model import hmm
 from model.metrics import summary
 
 Features = np.ndarray | Sequence[np.ndarray]
@@ -85,52 +87,26 @@ def kmeans_fit_predict(
 def forward_backward(
     log_lik: np.ndarray, log_trans: np.ndarray, log_init: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, float]:
-    """Posterior marginals of an HMM by the scaled forward-backward recursions.
+    """Posterior marginals of one HMM chain, by the engine's :func:`model.hmm.forward_backward`
+    in float64.
 
     ``log_lik`` (T, K) per-frame emission log-likelihoods, ``log_trans`` (K, K) with rows
     "from", ``log_init`` (K,). Returns ``gamma`` (T, K), the expected transition counts
     ``xi`` (K, K) summed over t, and the log marginal likelihood.
     """
-    t_len, _ = log_lik.shape
-    shift = log_lik.max(axis=1, keepdims=True)
-    lik = np.exp(log_lik - shift)
-    trans = np.exp(log_trans)
-    alpha = np.empty_like(lik)
-    scale = np.empty(t_len)
-    a = np.exp(log_init) * lik[0]
-    scale[0] = a.sum()
-    alpha[0] = a / scale[0]
-    for t in range(1, t_len):
-        a = (alpha[t - 1] @ trans) * lik[t]
-        scale[t] = a.sum()
-        alpha[t] = a / scale[t]
-    beta = np.empty_like(lik)
-    beta[-1] = 1.0
-    xi = np.zeros_like(trans)
-    for t in range(t_len - 2, -1, -1):
-        b = lik[t + 1] * beta[t + 1]
-        xi += np.outer(alpha[t], b) * trans / scale[t + 1]
-        beta[t] = (trans @ b) / scale[t + 1]
-    gamma = alpha * beta
-    gamma /= gamma.sum(axis=1, keepdims=True)
-    log_z = float(np.log(scale).sum() + shift.sum())
-    return gamma, xi, log_z
+    with hmm.one_cpu_thread(torch.device("cpu")):
+        res = hmm.forward_backward(_t(log_init), _t(log_trans), _t(log_lik)[None])
+    return res.gamma[0].numpy(), res.pair_counts[0].numpy(), float(res.log_z[0])
 
 
 def viterbi(log_lik: np.ndarray, log_trans: np.ndarray, log_init: np.ndarray) -> np.ndarray:
     """Most probable state path (T,) of an HMM (same inputs as :func:`forward_backward`)."""
-    t_len, k = log_lik.shape
-    back = np.empty((t_len, k), dtype=np.int32)
-    score = log_init + log_lik[0]
-    for t in range(1, t_len):
-        cand = score[:, None] + log_trans
-        back[t] = np.argmax(cand, axis=0)
-        score = cand[back[t], np.arange(k)] + log_lik[t]
-    path = np.empty(t_len, dtype=np.int64)
-    path[-1] = int(np.argmax(score))
-    for t in range(t_len - 1, 0, -1):
-        path[t - 1] = back[t, path[t]]
-    return path
+    with hmm.one_cpu_thread(torch.device("cpu")):
+        return hmm.viterbi(_t(log_init), _t(log_trans), _t(log_lik)[None])[0].numpy()
+
+
+def _t(a: np.ndarray) -> torch.Tensor:
+    return torch.as_tensor(np.ascontiguousarray(a, dtype=np.float64))
 
 
 def _gauss_loglik(x: np.ndarray, mean: np.ndarray, cov: np.ndarray) -> np.ndarray:

@@ -12,6 +12,8 @@ Run it in float64.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import NamedTuple
 
 import torch
@@ -107,3 +109,20 @@ def viterbi(log_pi0: Tensor, log_trans: Tensor, log_lik: Tensor) -> Tensor:
     for t in range(T - 2, -1, -1):
         path[:, t] = back[t].gather(1, path[:, t + 1 : t + 2]).squeeze(1)
     return path
+
+
+@contextmanager
+def one_cpu_thread(device: torch.device) -> Iterator[None]:
+    """Run torch's CPU ops on one thread inside. The mean field's ops act on (windows, 10, 10)
+    blocks, far too small to split across threads; with a second thread, every op pays for a
+    hand-off and, when another process keeps the cores busy, for spin-waiting workers: on two
+    shared cores 11 minutes of video took 115 s with two threads and 4 s with one."""
+    old = torch.get_num_threads()
+    if device.type != "cpu" or old == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)

@@ -12,8 +12,7 @@ always give the same labels.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,7 +22,7 @@ from torch import Tensor
 from model.artifact import FittedModel
 from model.ethogram import bouts_from_labels
 from model.features import Features, framing
-from model.hmm import viterbi
+from model.hmm import one_cpu_thread, viterbi
 from model.priors import SLDSExpectations
 from model.svae import mean_field, observations
 
@@ -220,23 +219,6 @@ def summarize(
     return Segmentation(labels, prob, post, bouts, trans, usage)
 
 
-@contextmanager
-def _one_cpu_thread(device: torch.device) -> Iterator[None]:
-    """Run torch's CPU ops on one thread inside. The mean field's ops act on (windows, 10, 10)
-    blocks, far too small to split across threads; with a second thread, every op pays for a
-    hand-off and, when another process keeps the cores busy, for spin-waiting workers: on two
-    shared cores 11 minutes of video took 115 s with two threads and 4 s with one."""
-    old = torch.get_num_threads()
-    if device.type != "cpu" or old == 1:
-        yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
 def segment_frames(
     model: FittedModel,
     frames: np.ndarray,
@@ -267,7 +249,7 @@ def segment_frames(
     R, r = encode(model, frames, kinematics, polarity)
     if progress:
         progress(0.3, "inferring syllables", {})
-    with torch.no_grad(), _one_cpu_thread(R.device):
+    with torch.no_grad(), one_cpu_thread(R.device):
         ex = model.svae.expectations()
         gamma, labels = infer_chunked(R, r, ex, core=core, margin=margin,
                                       max_sweeps=max_sweeps)

@@ -7,6 +7,7 @@ import torch
 from model import segment
 from model.artifact import FittedModel
 from model.ethogram import bouts_from_labels
+from model.hmm import one_cpu_thread
 from model.priors import MNIWStats, SLDSStats, default_prior, expectations, svi_step
 from model.segment import infer_chunked, summarize, window_layout
 from model.svae import SLDSSVAE, SVAEConfig, mean_field, observations
@@ -51,7 +52,7 @@ def test_chunked_matches_full_length_inference():
     r = R * torch.as_tensor(x + rng.normal(size=x.shape) / 10.0)
     core, margin = 400, 64
     # One thread, as segment_frames runs it: two threads spin-wait on a busy machine (30x).
-    with segment._one_cpu_thread(torch.device("cpu")):
+    with one_cpu_thread(torch.device("cpu")):
         full = mean_field(R[None], r[None], ex, max_sweeps=8, tol=1e-6).gamma
         chunked, path = infer_chunked(
             R, r, ex, core=core, margin=margin, max_sweeps=8, tol=1e-6, settle_sweeps=0
@@ -82,7 +83,7 @@ def test_sweeps_stop_when_labels_settle_with_the_same_labels():
     rng = np.random.default_rng(1)
     R = torch.full((T, 2), 100.0, dtype=torch.float64)
     r = R * torch.as_tensor(x + rng.normal(size=x.shape) / 10.0)
-    with segment._one_cpu_thread(torch.device("cpu")):
+    with one_cpu_thread(torch.device("cpu")):
         full = mean_field(R[None], r[None], ex, max_sweeps=30, tol=1e-9)
         quick = mean_field(R[None], r[None], ex, max_sweeps=30, tol=1e-9, settle_sweeps=1)
         _, path_full = infer_chunked(R, r, ex, max_sweeps=30, tol=1e-9, settle_sweeps=0)
@@ -161,7 +162,7 @@ def test_windows_in_batches_match_one_batch():
     R = torch.full((T, 2), 100.0, dtype=torch.float64)
     r = R * torch.as_tensor(x + rng.normal(size=x.shape) / 10.0)
     kw = {"core": 150, "margin": 48, "max_sweeps": 8, "tol": 1e-6, "settle_sweeps": 0}
-    with segment._one_cpu_thread(torch.device("cpu")):
+    with one_cpu_thread(torch.device("cpu")):
         one, path_one = infer_chunked(R, r, ex, **kw)
         few, path_few = infer_chunked(R, r, ex, **kw, max_windows=3)
     assert (one - few).abs().max() < 1e-3
