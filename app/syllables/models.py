@@ -49,7 +49,6 @@ class SyllableModel(Base):
     states_used: Mapped[int | None] = mapped_column(Integer)
     median_duration_s: Mapped[float | None] = mapped_column(Float)
     training_curve: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
-    transition_counts: Mapped[list[list[float]] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     fitted_at: Mapped[datetime | None] = mapped_column(DateTime)
 
@@ -72,10 +71,6 @@ class Syllable(Base):
     name: Mapped[str] = mapped_column(String(200), default="")
     description: Mapped[str] = mapped_column(Text, default="")
     color: Mapped[str] = mapped_column(String(20), default="#888888")
-    usage: Mapped[float] = mapped_column(Float, default=0.0)
-    bout_count: Mapped[int] = mapped_column(Integer, default=0)
-    median_duration_s: Mapped[float | None] = mapped_column(Float)
-    durations_s: Mapped[list[float]] = mapped_column(JSON, default=list)
     clips: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
 
     model: Mapped[SyllableModel] = relationship(back_populates="syllables")
