@@ -255,3 +255,25 @@ def wait_for(
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what or predicate}")
+
+
+def job_done(
+    client: Any, job_id: int, *, timeout: float, interval: float = 0.2, what: str = ""
+) -> dict[str, Any]:
+    """Wait until a job has succeeded or failed; the job as the API shows it."""
+
+    def done() -> dict[str, Any] | None:
+        job = dict(client.get(f"/api/jobs/{job_id}").json())
+        return job if job["status"] in ("succeeded", "failed") else None
+
+    return dict(wait_for(done, timeout=timeout, interval=interval, what=what or f"job {job_id}"))
+
+
+def job_running(client: Any, job_id: int, *, timeout: float = 60) -> dict[str, Any]:
+    """Wait until a job runs and has reported progress (a worker is inside it)."""
+
+    def running() -> dict[str, Any] | None:
+        job = dict(client.get(f"/api/jobs/{job_id}").json())
+        return job if job["status"] == "running" and job["progress"] > 0 else None
+
+    return dict(wait_for(running, timeout=timeout, interval=0.05, what=f"job {job_id} to run"))

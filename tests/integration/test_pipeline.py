@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import DEEPOF, FAKE_MP4, TRACKTOR, wait_for
+from tests.conftest import DEEPOF, FAKE_MP4, TRACKTOR, job_running, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -102,12 +102,7 @@ def test_worker_killed_mid_job_is_recovered_exactly_once(
     experiment = client.post("/api/experiments", json={"name": "Crash"}).json()
     first = workers.start(backend)
     session = upload(client, experiment["id"], TRACKTOR, subject="m1")
-
-    def running_with_progress() -> dict[str, Any] | None:
-        job = job_of(client, session)
-        return job if job["status"] == "running" and job["progress"] > 0 else None
-
-    wait_for(running_with_progress, timeout=60, interval=0.05, what="the job to be running")
+    job_running(client, session["jobs"][0]["id"])
     os.kill(first.pid, signal.SIGKILL)
     first.wait(timeout=10)
     assert job_of(client, session)["status"] == "running"  # nobody has noticed yet

@@ -26,7 +26,7 @@ import pytest
 from scipy.stats import mannwhitneyu
 
 from model.synth import BEHAVIOURS, read_truth, write_dataset
-from tests.conftest import backend_env, wait_for
+from tests.conftest import backend_env, job_done, wait_for
 
 # 24 minutes of video go through ingest, fit and segmentation: 13-14 min on a slow day of the
 # 2-core development machine, near the project's 900 s per-test limit.
@@ -78,16 +78,7 @@ def test_planted_drug_effect_is_found_end_to_end(make_app, workers, tmp_path: Pa
     wait_for(lambda: _all_done(client, eid, {"probe", "ingest"}), timeout=600, what="ingest")
     fit = client.post(f"/api/experiments/{eid}/fit", json={"states": 40})
     assert fit.status_code == 202, fit.text
-    job = wait_for(
-        lambda: (
-            (j := client.get(f"/api/jobs/{fit.json()['id']}").json())["status"]
-            in ("succeeded", "failed")
-            and j
-        ),
-        timeout=1800,
-        interval=2.0,
-        what="fit",
-    )
+    job = job_done(client, fit.json()["id"], timeout=1800, interval=2.0, what="fit")
     assert job["status"] == "succeeded", (job, workers.logs()[-3000:])
     wait_for(lambda: _all_done(client, eid, {"segment"}), timeout=600, what="segmentation")
 

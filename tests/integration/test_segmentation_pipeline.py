@@ -13,7 +13,7 @@ from typing import Any
 import av
 import pytest
 
-from tests.conftest import DEEPOF, SHARED_DATA, backend_env, wait_for
+from tests.conftest import DEEPOF, SHARED_DATA, backend_env, job_done, wait_for
 
 pytestmark = pytest.mark.slow
 DLC = SHARED_DATA / "dlc-openfield-short" / "m3v1mp4short.mp4"
@@ -118,15 +118,7 @@ def test_upload_ingest_fit_segment_browse_export(make_app, workers, tmp_path, sh
 
     fit = client.post(f"/api/experiments/{eid}/fit", json={"states": 4, "epochs": 1})
     assert fit.status_code == 202, fit.text
-    job = wait_for(
-        lambda: (
-            (j := client.get(f"/api/jobs/{fit.json()['id']}").json())["status"]
-            in ("succeeded", "failed")
-            and j
-        ),
-        timeout=300,
-        what="fit",
-    )
+    job = job_done(client, fit.json()["id"], timeout=300, what="fit")
     assert job["status"] == "succeeded", (job, workers.logs()[-3000:])
     assert job["metrics"], "the training curve is kept on the job"
     kinds = {j["kind"] for j in client.get(f"/api/experiments/{eid}/jobs").json()}

@@ -6,11 +6,10 @@ from __future__ import annotations
 import json
 import signal
 import time
-from typing import Any
 
 import pytest
 
-from tests.conftest import TRACKTOR, wait_for
+from tests.conftest import TRACKTOR, job_running, wait_for
 from tests.integration.test_pipeline import finished, job_of, upload
 
 pytestmark = pytest.mark.slow
@@ -23,12 +22,7 @@ def test_sigterm_gives_up_the_running_job_and_another_worker_finishes_it(
     experiment = client.post("/api/experiments", json={"name": "Shutdown"}).json()
     first = workers.start(backend)
     session = upload(client, experiment["id"], TRACKTOR, subject="m1")
-
-    def running_with_progress() -> dict[str, Any] | None:
-        job = job_of(client, session)
-        return job if job["status"] == "running" and job["progress"] > 0 else None
-
-    wait_for(running_with_progress, timeout=60, interval=0.05, what="the job to be running")
+    job_running(client, session["jobs"][0]["id"])
     sent = time.monotonic()
     first.send_signal(signal.SIGTERM)
     first.wait(timeout=10)

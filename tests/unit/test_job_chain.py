@@ -11,8 +11,6 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.core.config import Settings
-from app.core.db import make_engine, session_factory
-from app.core.migrate import upgrade
 from app.jobs import pipeline
 from app.jobs import service as jobs
 from app.jobs.models import Job, JobKind, JobStatus
@@ -22,15 +20,10 @@ from model.preprocess import CROP_FRAMING
 from tests import factories
 
 
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Session]:
+@pytest.fixture(autouse=True)
+def _no_broker() -> Iterator[None]:
     jobs.set_sender(lambda job_id, queue, countdown: None)
-    url = f"sqlite:///{tmp_path / 'chain.db'}"
-    upgrade(url)
-    engine = make_engine(url)
-    with session_factory(engine)() as session:
-        yield session
-    engine.dispose()
+    yield
     jobs.set_sender(jobs._default_sender)
 
 

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from app.core.db import make_engine, session_factory, utcnow
-from app.core.migrate import upgrade
+from app.core.db import utcnow
 from app.jobs import service as jobs
 from app.jobs.models import Job, JobStatus
 
@@ -23,16 +21,6 @@ def sent() -> Iterator[list[tuple[int, str, float]]]:
     jobs.install_session_hooks(Session)
     yield messages
     jobs.set_sender(jobs._default_sender)
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Session]:
-    url = f"sqlite:///{tmp_path / 'jobs.db'}"
-    upgrade(url)
-    engine = make_engine(url)
-    with session_factory(engine)() as session:
-        yield session
-    engine.dispose()
 
 
 def new_job(db: Session, max_attempts: int = 3) -> Job:
