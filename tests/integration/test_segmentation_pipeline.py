@@ -13,6 +13,7 @@ from typing import Any
 import av
 import pytest
 
+from model.preprocess import CROP_FRAMING
 from tests.conftest import DEEPOF, SHARED_DATA, backend_env, job_done, wait_for
 
 pytestmark = pytest.mark.slow
@@ -114,7 +115,7 @@ def test_upload_ingest_fit_segment_browse_export(make_app, workers, tmp_path, sh
     # As if ingested by an older Syllabary, whose crops were framed otherwise: the fit must
     # preprocess it again from the original, so that one model sees every session alike.
     features_file = _pretend_older_framing(client, sid)
-    assert session["quality"]["crop_framing"] == 2
+    assert session["quality"]["crop_framing"] == CROP_FRAMING
 
     fit = client.post(f"/api/experiments/{eid}/fit", json={"states": 4, "epochs": 1})
     assert fit.status_code == 202, fit.text
@@ -128,8 +129,8 @@ def test_upload_ingest_fit_segment_browse_export(make_app, workers, tmp_path, sh
     assert model["states_used"] >= 1 and model["median_duration_s"] > 0
     from model.features import load
 
-    assert load(features_file).summary["crop_framing"] == 2
-    assert client.get(f"/api/sessions/{sid}").json()["quality"]["crop_framing"] == 2
+    assert load(features_file).summary["crop_framing"] == CROP_FRAMING
+    assert client.get(f"/api/sessions/{sid}").json()["quality"]["crop_framing"] == CROP_FRAMING
     wait_for(lambda: jobs_done(client, sid, {"segment"}), timeout=120, what="segmentation")
 
     viewer = client.get(f"/api/sessions/{sid}/viewer").json()

@@ -131,7 +131,7 @@ def test_crops_do_not_change_with_camera_zoom(scene):
     zoomed = np.stack([cv2.resize(f, (round(w * 1.2), round(h * 1.2))) for f in scene])
     a, b = _crops(scene), _crops(zoomed)
     diff = np.abs(a.astype(np.float32) - b.astype(np.float32)).mean()
-    assert diff < 0.01, diff  # of [0, 1]: 0.005 measured
+    assert diff < 0.01, diff  # of [0, 1]: 0.0067 measured (σ 0.3 crop pixels)
     corr = np.corrcoef(a.reshape(len(a), -1).ravel(), b.reshape(len(b), -1).ravel())[0, 1]
     assert corr > 0.95, corr
 
