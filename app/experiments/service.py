@@ -7,13 +7,11 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, joinedload
 
-from app.core.config import Settings
 from app.core.db import utcnow
 from app.core.errors import BadInput, NotFound
 from app.core.storage import StoredFile
 from app.experiments.models import Cohort, Experiment, Subject, VideoSession
-from app.jobs import service as jobs
-from app.jobs.models import JobKind, JobStatus
+from app.jobs.models import JobStatus
 
 
 def create_experiment(
@@ -94,9 +92,8 @@ def create_session(
     filename: str,
     subject_name: str | None,
     cohort_name: str | None,
-    settings: Settings,
 ) -> VideoSession:
-    """Record an uploaded video as a session and queue its processing (sent after commit)."""
+    """Record an uploaded video as a session (its processing is queued by the job chain)."""
     cohort = (
         get_or_create_cohort(db, experiment=experiment, name=cohort_name)
         if cohort_name and cohort_name.strip()
@@ -119,14 +116,6 @@ def create_session(
     )
     db.add(session)
     db.flush()
-    jobs.create(
-        db,
-        kind=JobKind.probe,
-        queue=settings.cpu_queue,
-        max_attempts=settings.job_max_attempts,
-        session_id=session.id,
-        experiment_id=experiment.id,
-    )
     return session
 
 

@@ -1,6 +1,6 @@
 """The job chain: what a finished job queues next, in one place.
 
-    upload -> probe -> ingest -> segment (by the experiment's newest ready model, if any)
+    new upload -> probe -> ingest -> segment (by the experiment's newest ready model, if any)
     fit -> segment, every ingested session of the experiment
     the last pending segment of a model -> clips (its example clips)
 
@@ -22,6 +22,18 @@ from app.jobs import service as jobs
 from app.jobs.models import Job, JobKind, JobStatus
 from app.syllables import service as syllables
 from app.syllables.models import SyllableModel
+
+
+def after_upload(db: Session, *, session: VideoSession, settings: Settings) -> Job:
+    """A new session's video is read first (frame count, rate, size, codec)."""
+    return jobs.create(
+        db,
+        kind=JobKind.probe,
+        queue=settings.cpu_queue,
+        max_attempts=settings.job_max_attempts,
+        session_id=session.id,
+        experiment_id=session.experiment_id,
+    )
 
 
 def after_probe(db: Session, *, session: VideoSession, settings: Settings) -> Job:

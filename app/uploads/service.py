@@ -34,6 +34,7 @@ from app.core.storage import (
 )
 from app.experiments import service as experiments
 from app.experiments.models import Experiment, VideoSession
+from app.jobs import pipeline
 from app.uploads.models import Upload, UploadStatus
 from app.uploads.validation import check_video_head, clean_filename
 
@@ -286,6 +287,6 @@ def record_session(
         filename=filename,
         subject_name=subject,
         cohort_name=cohort,
-        settings=settings,
     )
+    pipeline.after_upload(db, session=session, settings=settings)
     return session, False

@@ -75,7 +75,8 @@ def _ready(db: Session, experiment_id: int, framing: int | None) -> int:
 @pytest.mark.parametrize(
     ("finished", "ready_model_framing", "expected"),
     [
-        # A probed upload is ingested next.
+        # A new upload is probed, a probed one ingested.
+        ("upload", None, [("probe", "s1", None)]),
         ("probe", None, [("ingest", "s1", None)]),
         # An ingested upload waits for a fit when there is no model yet ...
         ("ingest", None, []),
@@ -101,7 +102,9 @@ def test_the_job_chain(db: Session, tmp_path: Path, finished: str,
     model_id = None if ready_model_framing is None else _ready(db, experiment.id,
                                                                 ready_model_framing)  # fmt: skip
     db.commit()
-    if finished == "probe":
+    if finished == "upload":
+        pipeline.after_upload(db, session=s1, settings=settings)
+    elif finished == "probe":
         pipeline.after_probe(db, session=s1, settings=settings)
     elif finished == "ingest":
         pipeline.after_ingest(db, session=s1, framing=CROP_FRAMING, settings=settings,
