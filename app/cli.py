@@ -38,9 +38,14 @@ def migrate() -> None:
 @click.option("--loglevel", default="INFO")
 def worker(queues: str | None, loglevel: str) -> None:
     """Run one Celery worker that executes jobs one at a time."""
-    from worker.celery_app import celery_app
+    from worker.threads import limit_threads, worker_threads
 
     settings = get_settings()
+    threads = worker_threads(settings)
+    limit_threads(threads)  # before the handlers import numpy and the engine
+    click.echo(f"worker: {threads} CPU thread(s) for numerical work (SYLLABARY_WORKER_THREADS)")
+    from worker.celery_app import celery_app
+
     if settings.worker_nice:
         os.nice(settings.worker_nice)
     celery_app.worker_main(

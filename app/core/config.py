@@ -35,6 +35,11 @@ class Settings(BaseSettings):
     fit_on_gpu_queue: bool = False
     # Workers run at a lower CPU priority so pages stay quick while a fit runs beside them.
     worker_nice: int = Field(default=10, ge=0, le=19)
+    # CPU threads of one worker's numerical work (torch, OpenCV, OpenMP/BLAS). 0: the cores this
+    # process may run on, divided among ``workers_per_host`` workers. More threads than cores
+    # (two workers, or a worker beside another busy process) make every small op spin-wait.
+    worker_threads: int = Field(default=0, ge=0)
+    workers_per_host: int = Field(default=1, ge=1)
     crop_size: int = Field(default=32, ge=8, le=128)
     clips_per_syllable: int = Field(default=6, ge=0, le=24)
     job_lease_seconds: float = Field(default=60.0, gt=0)
