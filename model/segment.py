@@ -24,6 +24,7 @@ from model.ethogram import bouts_from_labels
 from model.features import Features, framing
 from model.hmm import one_cpu_thread, viterbi
 from model.priors import SLDSExpectations
+from model.rate import at_rate
 from model.svae import mean_field, observations
 
 DEFAULT_CORE = 384
@@ -205,18 +206,26 @@ def summarize(
 
     Without labels, the per-frame argmax of gamma is used.
     """
-    K = gamma.shape[1]
     labels = gamma.argmax(1) if labels is None else np.asarray(labels)
     labels = labels.astype(np.int64)
     prob = gamma[np.arange(len(labels)), labels].astype(np.float32)
+    post = gamma.astype(np.float16) if keep_posterior else None
+    return from_labels(labels, prob, gamma.shape[1], post)
+
+
+def from_labels(
+    labels: np.ndarray, probability: np.ndarray, states: int, posterior: np.ndarray | None = None
+) -> Segmentation:
+    """Bouts, bout-to-bout transitions and usage of a syllable sequence, with each frame's
+    probability (and posterior) as given."""
+    labels = np.asarray(labels, dtype=np.int64)
     bouts = bouts_from_labels(labels)
-    trans = np.zeros((K, K), dtype=np.int64)
+    trans = np.zeros((states, states), dtype=np.int64)
     seq = np.array([b[2] for b in bouts], dtype=np.int64)
     if seq.size > 1:
         np.add.at(trans, (seq[:-1], seq[1:]), 1)
-    usage = np.bincount(labels, minlength=K).astype(np.float64) / max(len(labels), 1)
-    post = gamma.astype(np.float16) if keep_posterior else None
-    return Segmentation(labels, prob, post, bouts, trans, usage)
+    usage = np.bincount(labels, minlength=states).astype(np.float64) / max(len(labels), 1)
+    return Segmentation(labels, probability, posterior, bouts, trans, usage)
 
 
 def segment_frames(
@@ -273,8 +282,6 @@ def segment_features(
     (:func:`model.rate.at_rate`), with kinematics made by the model's recipe and the session's
     polarity; the labels are then carried back to the session's frames, so a 15 fps session
     segmented by a 30 fps model keeps its frame count and its durations in seconds."""
-    from model.rate import at_rate
-
     if framing(model.summary) != framing(features.summary):
         raise ValueError(
             f"this session's crops are framed by version {framing(features.summary)} of "
@@ -293,8 +300,4 @@ def segment_features(
     if shown is features:
         return seg
     post = None if seg.posterior is None else seg.posterior[back]
-    labels = seg.syllable[back]
-    out = summarize(np.zeros((len(labels), len(seg.usage)), np.float32), labels, False)
-    out.probability = seg.probability[back]
-    out.posterior = post
-    return out
+    return from_labels(seg.syllable[back], seg.probability[back], len(seg.usage), post)
