@@ -8,7 +8,9 @@ id and are moved into place atomically, so a re-run after a crash overwrites, ne
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from functools import lru_cache
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -130,8 +132,7 @@ def session_dir(session_id: int) -> str:
 
 
 def handle_ingest(ctx: JobContext) -> ResultWriter:
-    from model.features import framing, from_preprocessed, save
-    from model.preprocess import preprocess_video
+    from model.features import framing
     from model.transcode import transcode_for_browser, write_thumbnail
 
     session = _load_session(ctx)
@@ -154,17 +155,15 @@ def handle_ingest(ctx: JobContext) -> ResultWriter:
     stages.report("thumb", 0, "making a thumbnail")
     write_thumbnail(original, storage.abspath(thumbnail))
     stages.report("track", 0, "finding the mouse")
-    pre = preprocess_video(
+    features_path = f"{folder}/features.npz"
+    features = _preprocess(
+        ctx,
         original,
-        crop_size=ctx.settings.crop_size,
+        storage.abspath(features_path),
         progress=lambda done, total: stages.report(
             "track", done / max(total, 1), f"finding the mouse ({done}/{total} frames)"
         ),
     )
-    features = from_preprocessed(pre)
-    del pre
-    features_path = f"{folder}/features.npz"
-    save(features, storage.abspath(features_path))
     quality = dict(features.summary)
     settings = ctx.settings
 
@@ -257,17 +256,29 @@ def handle_fit(ctx: JobContext) -> ResultWriter:
     return write
 
 
-def _preprocess_again(ctx: JobContext, session: VideoSession, storage: Storage) -> Features:
-    """The session's features made again from its original by today's preprocessing, saved
-    over the old ones (derived data; the original is only read)."""
+def _preprocess(
+    ctx: JobContext,
+    original: Path,
+    features_file: Path,
+    progress: Callable[[int, int], None] | None = None,
+) -> Features:
+    """A session's features from its original (only read) by today's preprocessing, saved to
+    ``features_file`` (derived data, replaced whole)."""
     from model.features import from_preprocessed, save
     from model.preprocess import preprocess_video
 
-    original = storage.abspath(session.original_path)
-    pre = preprocess_video(original, crop_size=ctx.settings.crop_size)
+    pre = preprocess_video(original, crop_size=ctx.settings.crop_size, progress=progress)
     features = from_preprocessed(pre)
-    save(features, storage.abspath(session.features_path or ""))
+    del pre  # the float crops go before the file is written
+    save(features, features_file)
     return features
+
+
+def _preprocess_again(ctx: JobContext, session: VideoSession, storage: Storage) -> Features:
+    """An older session's features made again, as ingest makes them now."""
+    return _preprocess(
+        ctx, storage.abspath(session.original_path), storage.abspath(session.features_path or "")
+    )
 
 
 def _jsonable(value: Any) -> Any:
