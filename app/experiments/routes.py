@@ -55,6 +55,7 @@ def session_public(session: VideoSession) -> SessionPublic:
         pix_fmt=session.pix_fmt,
         created_at=session.created_at,
         quality=session.quality,
+        fit_problem=service.fit_problem(session.quality),
         thumbnail_url=f"/api/sessions/{session.id}/thumbnail.jpg"
         if session.thumbnail_path
         else None,

@@ -102,6 +102,8 @@ class SessionPublic(BaseModel):
     pix_fmt: str | None
     created_at: UtcDateTime
     quality: dict[str, Any] | None = None
+    # Why this session is left out of fits unless chosen explicitly (None: it goes in).
+    fit_problem: str | None = None
     thumbnail_url: str | None = None
     video_url: str | None = None
     jobs: list[JobPublic]

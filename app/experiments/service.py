@@ -119,6 +119,30 @@ def create_session(
     return session
 
 
+# A session a model cannot learn one mouse's behaviour from: no animal in most frames, or
+# another animal (or an animal-sized object) in a fifth of them. Left out of fits by default.
+FIT_MAX_NO_MOUSE = 0.5
+FIT_MAX_SEVERAL_BLOBS = 0.2
+
+
+def fit_problem(quality: dict[str, Any] | None) -> str | None:
+    """Why a preprocessed session should stay out of a fit, in words; None when it can go in."""
+    q = quality or {}
+    no_mouse = float(q.get("fraction_no_mouse") or 0.0)
+    several = float(q.get("fraction_several_blobs") or 0.0)
+    if no_mouse > FIT_MAX_NO_MOUSE:
+        return (
+            f"no mouse was found in {no_mouse:.0%} of its frames: a model cannot learn "
+            "behaviour from it (is the animal in view, and the video the right one?)"
+        )
+    if several > FIT_MAX_SEVERAL_BLOBS:
+        return (
+            f"more than one animal (or an animal-sized object) is in view in {several:.0%} of "
+            "its frames: Syllabary segments one mouse per video"
+        )
+    return None
+
+
 def session_status(session: VideoSession) -> str:
     """``queued``, ``processing``, ``ready`` or ``failed``, from the session's jobs."""
     if not session.jobs:

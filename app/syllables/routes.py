@@ -92,6 +92,7 @@ def fit_experiment(
         states=body.states,
         epochs=body.epochs,
         session_ids=body.session_ids,
+        include_flagged=body.include_flagged,
     )
     db.commit()
     return JobPublic.model_validate(job)

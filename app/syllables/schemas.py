@@ -11,7 +11,13 @@ from app.syllables.models import ModelStatus
 class FitRequest(BaseModel):
     states: int = Field(default=40, ge=2, le=100, description="most syllables the model may use")
     epochs: int | None = Field(default=None, ge=1, le=1000, description="default: automatic")
-    session_ids: list[int] | None = Field(default=None, description="default: every ready session")
+    session_ids: list[int] | None = Field(
+        default=None,
+        description="default: every ready session a model can handle (see a session's fit_problem)",
+    )
+    include_flagged: bool = Field(
+        default=False, description="also fit the sessions that have a fit_problem"
+    )
 
 
 class ClipPublic(BaseModel):

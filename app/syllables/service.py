@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from app.core.config import Settings
 from app.core.db import utcnow
 from app.core.errors import BadInput, NotFound
+from app.experiments import service as experiments
 from app.experiments.models import Experiment, VideoSession
 from app.jobs import service as jobs
 from app.jobs.models import Job, JobKind, JobStatus
@@ -79,8 +80,12 @@ def start_fit(
     states: int = 40,
     epochs: int | None = None,
     session_ids: Sequence[int] | None = None,
+    include_flagged: bool = False,
 ) -> tuple[SyllableModel, Job]:
-    """Create the next model version of an experiment and queue its fit job."""
+    """Create the next model version of an experiment and queue its fit job. Without
+    ``session_ids``, every ready session goes in except those a model cannot handle
+    (:func:`app.experiments.service.fit_problem`), unless ``include_flagged``; sessions named
+    in ``session_ids`` go in whatever their flags."""
     if not 2 <= states <= MAX_STATES:
         raise BadInput(f"The number of states must be between 2 and {MAX_STATES}, not {states}.")
     if epochs is not None and not 1 <= epochs <= 1000:
@@ -95,7 +100,18 @@ def start_fit(
             )
         chosen = list(dict.fromkeys(session_ids))
     else:
-        chosen = list(ready)
+        flagged = {
+            i: problem
+            for i, s in ready.items()
+            if (problem := experiments.fit_problem(s.quality)) and not include_flagged
+        }
+        chosen = [i for i in ready if i not in flagged]
+        if ready and not chosen:
+            names = "; ".join(f"{ready[i].original_filename}: {p}" for i, p in flagged.items())
+            raise BadInput(
+                f"Every ready session is left out of fits ({names}). Fix the videos, or fit "
+                "them anyway by naming them in session_ids or with include_flagged."
+            )
     if not chosen:
         raise BadInput(
             "No session of this experiment is ready yet: upload videos and wait until their "

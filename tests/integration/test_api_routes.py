@@ -73,6 +73,57 @@ def test_fit_needs_ready_sessions_and_sane_settings(client) -> None:
     assert r.status_code == 422 and "12345" in r.json()["detail"]
 
 
+def test_sessions_a_model_cannot_handle_are_said_so_and_left_out_of_fits(client) -> None:
+    """A video with no mouse in most frames, or with several animals, is flagged in words
+    before any fit, and a fit leaves it out unless it is named or included on purpose."""
+    from tests import factories
+
+    eid = client.post("/api/experiments", json={"name": "x"}).json()["id"]
+    quality = {
+        "good": {"fraction_no_mouse": 0.01, "fraction_several_blobs": 0.0},
+        "empty": {"fraction_no_mouse": 0.8, "fraction_several_blobs": 0.0},
+        "crowded": {"fraction_no_mouse": 0.0, "fraction_several_blobs": 0.45},
+    }
+    ids = {}
+    with client.app.state.session_factory() as db:
+        for name, q in quality.items():
+            row = factories.video_session(db, eid)
+            row.quality = q
+            ids[name] = row.id
+        db.commit()
+    sessions = {s["id"]: s for s in client.get(f"/api/experiments/{eid}/sessions").json()}
+    assert sessions[ids["good"]]["fit_problem"] is None
+    assert "no mouse was found in 80% of its frames" in sessions[ids["empty"]]["fit_problem"]
+    assert "more than one animal" in sessions[ids["crowded"]]["fit_problem"]
+    assert "45%" in sessions[ids["crowded"]]["fit_problem"]
+
+    def fitted(body: dict[str, Any]) -> list[int]:
+        r = client.post(f"/api/experiments/{eid}/fit", json=body)
+        assert r.status_code == 202, r.text
+        newest = max(client.get(f"/api/experiments/{eid}/models").json(),
+                     key=lambda m: m["version"])  # fmt: skip
+        return sorted(newest["session_ids"])
+
+    assert fitted({}) == [ids["good"]]
+    assert fitted({"include_flagged": True}) == sorted(ids.values())
+    assert fitted({"session_ids": [ids["empty"]]}) == [ids["empty"]]
+
+
+def test_a_fit_of_only_flagged_sessions_says_why(client) -> None:
+    from tests import factories
+
+    eid = client.post("/api/experiments", json={"name": "x"}).json()["id"]
+    with client.app.state.session_factory() as db:
+        row = factories.video_session(db, eid)
+        row.quality = {"fraction_no_mouse": 0.9}
+        row.original_filename = "empty-arena.mp4"
+        db.commit()
+    r = client.post(f"/api/experiments/{eid}/fit", json={})
+    assert r.status_code == 422
+    detail = r.json()["detail"]
+    assert "empty-arena.mp4" in detail and "no mouse" in detail and "include_flagged" in detail
+
+
 def test_resumable_upload_rejects_bad_ranges_and_oversized_files(client) -> None:
     eid = client.post("/api/experiments", json={"name": "x"}).json()["id"]
     big = client.post(
