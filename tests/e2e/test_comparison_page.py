@@ -149,3 +149,25 @@ def test_comparison_page_warns_of_cohorts_recorded_differently(
     assert not page.js_errors, page.js_errors
     page.locator("#recording-conditions").scroll_into_view_if_needed()
     screenshot(page, "comparison-recording-conditions")
+
+
+def test_experiment_page_says_which_sessions_a_fit_leaves_out(
+    server: LiveServer, page: Any
+) -> None:
+    """A video with no mouse in most frames carries, on the experiment page, the reason it is
+    left out of fits; the others carry none."""
+
+    def quality(cohort: str, animal: int) -> dict[str, Any]:
+        empty = cohort == "drug" and animal == 0
+        return {"fraction_no_mouse": 0.8 if empty else 0.0, "fraction_several_blobs": 0.0}
+
+    ids = _populate(server, name="Empty arena", quality=quality)
+    page.goto(f"{server.url}/experiments/{ids['experiment']}")
+    page.wait_for_selector("tr[data-session-id]")
+    flagged = page.locator(".fit-problem")
+    assert flagged.count() == 1
+    text = flagged.first.inner_text()
+    assert "Left out of fits" in text and "no mouse was found in 80% of its frames" in text
+    assert not page.js_errors, page.js_errors
+    flagged.first.scroll_into_view_if_needed()
+    screenshot(page, "experiment-session-left-out-of-fits")
