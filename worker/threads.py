@@ -28,12 +28,11 @@ def worker_threads(settings: Settings, cores: int | None = None) -> int:
 
 
 def limit_threads(n: int) -> None:
-    """Give this process's numerical libraries ``n`` threads. Call before they are imported
-    (the environment variables are only read then); torch and OpenCV are set directly too."""
+    """Give this process's numerical libraries ``n`` threads. Call before they are imported:
+    torch and OpenBLAS read the environment then (so the worker's start-up does not load
+    torch); OpenCV, already cheap to load, is set directly."""
     for name in _THREAD_VARIABLES:
         os.environ[name] = str(n)
     import cv2
-    import torch
 
-    torch.set_num_threads(n)
     cv2.setNumThreads(n)

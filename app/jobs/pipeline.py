@@ -26,25 +26,11 @@ from app.syllables.models import SyllableModel
 
 def after_upload(db: Session, *, session: VideoSession, settings: Settings) -> Job:
     """A new session's video is read first (frame count, rate, size, codec)."""
-    return jobs.create(
-        db,
-        kind=JobKind.probe,
-        queue=settings.cpu_queue,
-        max_attempts=settings.job_max_attempts,
-        session_id=session.id,
-        experiment_id=session.experiment_id,
-    )
+    return _queue(db, JobKind.probe, settings, session=session)
 
 
 def after_probe(db: Session, *, session: VideoSession, settings: Settings) -> Job:
-    return jobs.create(
-        db,
-        kind=JobKind.ingest,
-        queue=settings.cpu_queue,
-        max_attempts=settings.job_max_attempts,
-        session_id=session.id,
-        experiment_id=session.experiment_id,
-    )
+    return _queue(db, JobKind.ingest, settings, session=session)
 
 
 def after_ingest(
@@ -74,13 +60,8 @@ def after_segment(db: Session, *, model_id: int, settings: Settings) -> Job | No
         return None
     if _queued_clips(db, model_id) is not None:
         return None  # a clips job that has not started yet will see this segmentation too
-    return jobs.create(
-        db,
-        kind=JobKind.clips,
-        queue=settings.cpu_queue,
-        max_attempts=settings.job_max_attempts,
-        experiment_id=model.experiment_id,
-        params={"model_id": model_id},
+    return _queue(
+        db, JobKind.clips, settings, experiment_id=model.experiment_id, model_id=model_id
     )
 
 
@@ -103,14 +84,27 @@ def model_framing(model: SyllableModel, storage: Storage) -> int:
 def _queue_segment(
     db: Session, *, session: VideoSession, model: SyllableModel, settings: Settings
 ) -> Job:
+    return _queue(db, JobKind.segment, settings, session=session, model_id=model.id)
+
+
+def _queue(
+    db: Session,
+    kind: JobKind,
+    settings: Settings,
+    *,
+    session: VideoSession | None = None,
+    experiment_id: int | None = None,
+    model_id: int | None = None,
+) -> Job:
+    """A job on the CPU queue, for a session (and its experiment) or an experiment."""
     return jobs.create(
         db,
-        kind=JobKind.segment,
+        kind=kind,
         queue=settings.cpu_queue,
         max_attempts=settings.job_max_attempts,
-        session_id=session.id,
-        experiment_id=session.experiment_id,
-        params={"model_id": model.id},
+        session_id=session.id if session else None,
+        experiment_id=session.experiment_id if session else experiment_id,
+        params={"model_id": model_id} if model_id is not None else None,
     )
 
 
