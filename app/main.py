@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from app.accounts.deps import API_ACCESS, PAGE_ACCESS
 from app.accounts.web import install as install_accounts
+from app.annotations import routes as annotation_routes
 from app.comparison import routes as comparison_routes
 from app.core.broker import broker_ok, job_sender
 from app.core.config import Settings, get_settings
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(upload_routes.router, dependencies=API_ACCESS)
     app.include_router(syllable_routes.router, dependencies=API_ACCESS)
     app.include_router(export_routes.router, dependencies=API_ACCESS)
+    app.include_router(annotation_routes.router, dependencies=API_ACCESS)
     app.include_router(experiment_pages.router, dependencies=PAGE_ACCESS)
     app.include_router(comparison_routes.router)  # API and page, each guarded inside
     install_accounts(app)
@@ -101,7 +103,8 @@ def _document_plain_errors(app: FastAPI) -> None:
         detail = props.get("properties", {}).get("detail")
         if detail is not None and "anyOf" not in detail:
             props["properties"]["detail"] = {
-                "anyOf": [detail, {"type": "string"}], "title": "Detail"
+                "anyOf": [detail, {"type": "string"}],
+                "title": "Detail",
             }
         return schema
 

@@ -1,6 +1,7 @@
 """Imports every ORM model so ``Base.metadata`` is complete (for Alembic and tests)."""
 
 from app.accounts.models import ApiToken, LabGroup, LoginSession, Membership, User
+from app.annotations.models import Annotation
 from app.core.db import Base
 from app.experiments.models import Cohort, Experiment, Subject, VideoSession
 from app.jobs.models import Job
@@ -8,6 +9,7 @@ from app.syllables.models import Bout, Segmentation, Syllable, SyllableModel
 from app.uploads.models import Upload
 
 __all__ = [
+    "Annotation",
     "ApiToken",
     "Base",
     "Bout",

@@ -155,7 +155,8 @@ def parse_annotations(data: bytes | str, *, times: np.ndarray) -> HumanLabels:
 
 
 def _label_column(header: list[str]) -> int | None:
-    for name in ("behaviour", "label"):
+    # A behaviour's name beats its number (synthetic truth files carry both).
+    for name in ("behaviour_name", "behaviour", "label"):
         if name in header:
             return header.index(name)
     return None

@@ -4,7 +4,9 @@ lab group, its sessions, a model with its syllables."""
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
+import numpy as np
 from sqlalchemy.orm import Session
 
 import app.models  # noqa: F401 - every table mapped (sessions refer to jobs)
@@ -59,3 +61,26 @@ def syllable_model(
         )
         db.flush()
     return row
+
+
+def write_features(
+    storage_root: Path, rel: str, frames: int, speed: float, *, fps: float = 30.0
+) -> None:
+    """A tiny features file with x, y and speed (px, px/s): the mouse moves along x."""
+    from model.features import Features, save
+
+    save(
+        Features(
+            crops=np.zeros((frames, 4, 4), np.uint8),
+            scalars={
+                "x": np.arange(frames) * speed / fps,
+                "y": np.zeros(frames),
+                "speed": np.full(frames, speed),
+            },
+            quality=np.zeros(frames, np.int8),
+            times=np.arange(frames) / fps,
+            fps=fps,
+            summary={},
+        ),
+        storage_root / rel,
+    )

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
+from app.annotations.models import Annotation
 from app.experiments.models import Experiment, Subject, VideoSession
 from app.jobs.models import Job
 from app.syllables.models import Syllable, SyllableModel
@@ -71,6 +72,15 @@ def _syllable(value: int | str) -> Select[Any]:
     )
 
 
+def _annotation(value: int | str) -> Select[Any]:
+    return (
+        select(Experiment.group_id)
+        .join(VideoSession, VideoSession.experiment_id == Experiment.id)
+        .join(Annotation, Annotation.session_id == VideoSession.id)
+        .where(Annotation.id == value)
+    )
+
+
 def _upload(value: int | str) -> Select[Any]:
     return (
         select(Experiment.group_id)
@@ -88,6 +98,7 @@ RESOLVERS: dict[str, tuple[bool, Callable[[int | str], Select[Any]]]] = {
     "model_id": (True, _model),
     "syllable_id": (True, _syllable),
     "upload_id": (False, _upload),
+    "annotation_id": (True, _annotation),
 }
 
 

@@ -142,7 +142,8 @@ def sessions_table(experiment: Experiment) -> str:
 def experiment_zip(db: Session, storage: Storage, experiment: Experiment) -> Iterator[bytes]:
     """A ZIP of the experiment by its newest ready model: the sessions table with subject and
     cohort metadata, the model's syllable table and transition matrix, and the CSVs of every
-    session that model has segmented. One model only: during a refit, sessions the new model
+    session that model has segmented, and the lab's own label files with their agreement
+    with that model (annotations/, agreement.json). One model only: during a refit, sessions the new model
     has not reached yet are listed in model.json, never exported with the old model's ids."""
     pipe = _Pipe()
     with zipfile.ZipFile(pipe, mode="w", compression=zipfile.ZIP_DEFLATED) as zf:
@@ -211,7 +212,51 @@ def experiment_zip(db: Session, storage: Storage, experiment: Experiment) -> Ite
                         if len(pipe.chunks) > 16:
                             yield pipe.drain()
                 yield pipe.drain()
+        _write_annotations(db, zf, experiment, model)
     yield pipe.drain()
+
+
+def _write_annotations(
+    db: Session, zf: zipfile.ZipFile, experiment: Experiment, model: Any | None
+) -> None:
+    """The lab's own label files as uploaded, and their agreement with the exported model."""
+    from app.annotations import service as annotations
+
+    any_labels = False
+    for session in experiment.sessions:
+        for a in annotations.list_annotations(db, session.id):
+            any_labels = True
+            rater = f"_{_safe(a.rater)}" if a.rater else ""
+            zf.writestr(f"annotations/session_{session.id}{rater}_{a.id}_{a.filename}", a.source)
+    if model is None or not any_labels:
+        return
+    results = annotations.experiment_agreement(db, experiment.id, model.id)
+    zf.writestr(
+        "agreement.json",
+        json.dumps(
+            [
+                {
+                    "rater": r.rater,
+                    "model_version": model.version,
+                    "sessions": r.session_ids,
+                    "frames": r.agreement.frames,
+                    "nmi": r.agreement.nmi,
+                    "ari": r.agreement.ari,
+                    "accuracy": r.agreement.accuracy,
+                    "f1": r.agreement.f1,
+                    "boundary_agreement": r.agreement.boundary_agreement,
+                    "boundary_chance": r.agreement.boundary_chance,
+                    "boundary_tolerance_frames": r.agreement.boundary_tolerance,
+                    "mapping": {str(k): v for k, v in r.agreement.mapping.items()},
+                    "syllables": r.agreement.syllables,
+                    "behaviours": r.agreement.behaviours,
+                    "contingency": r.agreement.contingency.tolist(),
+                }
+                for r in results
+            ],
+            indent=2,
+        ),
+    )
 
 
 def _safe(filename: str) -> str:

@@ -34,6 +34,7 @@ class World:
 
 @pytest.fixture
 def world(make_app, backend) -> World:
+    from app.annotations.models import Annotation
     from app.jobs.models import Job
     from app.syllables.models import Syllable, SyllableModel
 
@@ -58,6 +59,12 @@ def world(make_app, backend) -> World:
         db.add(syllable)
         db.flush()
         job_id = db.query(Job.id).filter(Job.session_id == session["id"]).first()[0]
+        annotation = Annotation(
+            session_id=session["id"], filename="a.csv", format="frames", behaviours=["walk"],
+            labels=b"\x00\x00", frame_count=1, scored_frames=1, notes=[], source=b"frame,b",
+        )  # fmt: skip
+        db.add(annotation)
+        db.flush()
         ids = {
             "experiment_id": eid,
             "session_id": session["id"],
@@ -69,6 +76,7 @@ def world(make_app, backend) -> World:
             "number": 0,
             "group_id": experiment["group_id"],
             "token_id": token["id"],
+            "annotation_id": annotation.id,
         }
         db.commit()
     add_user(app, "bob")

@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy.orm import Session
 
 from tests.conftest import backend_env, wait_for
+from tests.factories import write_features
 
 STATES = 6
 FPS = 30.0
@@ -39,28 +40,6 @@ def simulate_bouts(
         out.append((t, min(frames, t + n), k))
         t += n
     return out
-
-
-def write_features(storage_root: Path, rel: str, frames: int, speed: float) -> None:
-    """A tiny features file with x, y and speed (px, px/s): the mouse moves along x."""
-    from model.features import Features, save
-
-    x = np.arange(frames) * speed / FPS
-    save(
-        Features(
-            crops=np.zeros((frames, 4, 4), np.uint8),
-            scalars={
-                "x": x,
-                "y": np.zeros(frames),
-                "speed": np.full(frames, speed),
-            },
-            quality=np.zeros(frames, np.int8),
-            times=np.arange(frames) / FPS,
-            fps=FPS,
-            summary={},
-        ),
-        storage_root / rel,
-    )
 
 
 def populate(
@@ -135,7 +114,7 @@ def populate(
                 db.flush()
                 for s in range(n_sessions):
                     rel = f"features/{uuid.uuid4().hex}.npz"
-                    write_features(storage_root, rel, frames, speed_by_cohort[cohort_name])
+                    write_features(storage_root, rel, frames, speed_by_cohort[cohort_name], fps=FPS)
                     session = VideoSession(
                         experiment_id=experiment.id,
                         subject_id=subject.id,

@@ -20,6 +20,11 @@ def test_frame_rows_label_their_frames_and_leave_the_rest_unscored() -> None:
     assert labels.scored_frames == 3
 
 
+def test_a_name_column_is_read_before_a_number_column() -> None:
+    text = "frame,time_s,behaviour,behaviour_name\n0,0.0,3,groom\n1,0.1,1,walk\n"
+    assert parse_annotations(text, times=TIMES).behaviours == ["groom", "walk"]
+
+
 def test_intervals_cover_the_frames_whose_time_falls_inside() -> None:
     text = "start_s,end_s,behavior\n0.0,0.25,rear\n0.25,1.0,walk\n"
     labels = parse_annotations(text.encode(), times=TIMES)
