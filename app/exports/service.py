@@ -141,10 +141,11 @@ def sessions_table(experiment: Experiment) -> str:
 
 def experiment_zip(db: Session, storage: Storage, experiment: Experiment) -> Iterator[bytes]:
     """A ZIP of the experiment by its newest ready model: the sessions table with subject and
-    cohort metadata, the model's syllable table and transition matrix, and the CSVs of every
-    session that model has segmented, and the lab's own label files with their agreement
-    with that model (annotations/, agreement.json). One model only: during a refit, sessions the new model
-    has not reached yet are listed in model.json, never exported with the old model's ids."""
+    cohort metadata, the model's syllable table and transition matrix, the CSVs of every
+    session that model has segmented, and the lab's own label files with their agreement with
+    that model (annotations/, agreement.json). One model only: during a refit, sessions the new
+    model has not reached yet are listed in model.json, never exported with the old model's
+    ids."""
     pipe = _Pipe()
     with zipfile.ZipFile(pipe, mode="w", compression=zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("sessions.csv", sessions_table(experiment))

@@ -168,7 +168,7 @@ def test_raters_are_pooled_over_sessions_but_kept_apart_and_exported(client) -> 
 
 def test_agreement_needs_a_segmentation_by_that_model(make_app, tmp_path) -> None:
     client = make_app(backend_env(tmp_path))
-    eid, model_id = new_experiment(client)
+    eid, _model_id = new_experiment(client)
     with client.app.state.session_factory() as db:
         bare = factories.video_session(db, eid, frames=90, fps=FPS, features_path=None)
         other = factories.syllable_model(db, eid, version=2, states=STATES)
