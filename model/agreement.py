@@ -294,6 +294,9 @@ def _from_spans(
     spans: list[tuple[float, float, str, int]], times: np.ndarray, fmt: str, notes: list[str]
 ) -> HumanLabels:
     duration = float(times[-1]) if len(times) else 0.0
+    # Seconds written with few decimals miss their frame by a hair (2/3 s as 0.667): a time up
+    # to a quarter of a frame's interval after a frame counts as that frame's.
+    slack = 0.25 * float(np.median(np.diff(times))) if len(times) > 1 else 0.0
     labels = np.full(len(times), UNSCORED, dtype=np.int64)
     owner = np.zeros(len(times), dtype=np.int64)  # the line that labelled each frame
     vocabulary = _Vocabulary()
@@ -305,7 +308,7 @@ def _from_spans(
                 line=line,
             )
         k = vocabulary.id(name, line, "behaviour")
-        lo, hi = np.searchsorted(times, [start, end], side="left")
+        lo, hi = np.searchsorted(times, [start - slack, end - slack], side="left")
         taken = labels[lo:hi] != UNSCORED
         if taken.any():
             other = int(owner[lo:hi][taken][0])

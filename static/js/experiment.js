@@ -3,6 +3,7 @@
 import { ApiError, api, fmtBytes, fmtDuration, h, pageData, pct, sleep } from "./common.js";
 import { Upload, runQueue } from "./upload.js";
 import { qualityFlags, trainingCurve } from "./charts.js";
+import { initExperimentAgreement } from "./agreement.js";
 
 const { experiment_id: EXP } = pageData();
 const FAST_POLL_MS = 1500;
@@ -545,3 +546,4 @@ document.getElementById("fit-form").addEventListener("submit", async (e) => {
 document.addEventListener("visibilitychange", () => { if (!document.hidden) refreshSessions(); });
 refreshSessions();
 refreshCohortsAndSubjects();
+initExperimentAgreement(EXP);

@@ -7,6 +7,7 @@
 // paths whatever the number of bouts; the cursor is one layout shape moved with Plotly.relayout.
 import { api, fmtClock, h, pageData, readJson } from "./common.js";
 import { CONFIG, baseLayout, qualityFlags } from "./charts.js";
+import { initSessionLabels } from "./agreement.js";
 
 const RATES = [0.25, 0.5, 0.75, 1, 1.25, 1.5, 2, 3, 4];
 const { session_id: SESSION } = pageData();
@@ -475,4 +476,5 @@ async function main() {
   showTime(state.first);
 }
 
+initSessionLabels(SESSION);
 main();

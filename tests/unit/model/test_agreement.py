@@ -34,6 +34,17 @@ def test_intervals_cover_the_frames_whose_time_falls_inside() -> None:
     assert labels.labels[10] == UNSCORED
 
 
+def test_seconds_rounded_in_a_file_stay_on_their_frame() -> None:
+    times = np.arange(300) / 30.0
+    truth = np.repeat(np.arange(30) % 3, 10)
+    rows = ["start_s,end_s,behaviour"] + [
+        f"{s / 30:.3f},{e / 30:.3f},b{k}"
+        for s, e, k in [(i * 10, i * 10 + 10, i % 3) for i in range(30)]
+    ]
+    labels = parse_annotations("\n".join(rows), times=times)
+    assert labels.labels.tolist() == truth.tolist()
+
+
 BORIS_8 = (
     "Observation id\tObservation date\tSubject\tBehavior\tBehavioral category\t"
     "Behavior type\tTime\tMedia file name\n"
