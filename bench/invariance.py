@@ -1,7 +1,8 @@
 """Do syllables mean the same behaviour in every cohort, whatever should not matter?
 
     python bench/invariance.py [--pairs mix,size,zoom,light,fps] [--animals 4] [--seconds 60]
-                               [--engine svae|ghmm] [--null 0] [--cache DIR]
+                               [--engine svae|ghmm] [--null 0] [--null-first 0] [--planted 0]
+                               [--cache DIR]
 
 Each *pair* is two cohorts of synthetic animals (:mod:`model.synth`) that differ in one thing
 only, with the same true behaviour in every other respect:
@@ -33,7 +34,11 @@ features leak). ``--null N`` also runs N null designs per nuisance pair: cohorts
 counts how often the page's statistics (Mann-Whitney U per syllable, Benjamini-Hochberg at
 FDR 0.05) flag any syllable (bar: ≤ 10 % of designs); ``--null-only`` skips the pairs. With 4
 animals a cohort no syllable can be flagged (the smallest exact p is 2/70 before the
-correction): null designs and the flags of the mix pair need 6 or more. ``--cache DIR``
+correction): null designs and the flags of the mix pair need 6 or more. ``--null-first K``
+starts at design K (seed 100 + K), to add designs to an earlier run. ``--planted N`` runs N
+designs per nuisance pair whose second cohort also has the mix pair's behaviour change; a
+flagged syllable counts as a false alarm when its behaviour's true usage (the same test on
+the true labels) did not change. ``--cache DIR``
 keeps rendered videos between runs (they depend only on the settings and seeds, never on the
 code under test).
 """
@@ -176,6 +181,11 @@ def run_pair(
         BEHAVIOURS[int(np.bincount(flat_t[flat_l == s], minlength=len(BEHAVIOURS)).argmax())]
         for s in res["flagged"]
     ]
+    # What really changed: the same test on the true behaviours' usage per animal. A flagged
+    # syllable whose behaviour did not change there is a false alarm.
+    true_usage = np.array([[np.mean(t == b) for b in range(len(BEHAVIOURS))] for t in truths])
+    truth = compare_usage(true_usage, np.repeat([0, 1], n), np.random.default_rng(seed))
+    changed = {BEHAVIOURS[b] for b in truth["flagged"]}
     return {
         "pair": name,
         "leak": leak,
@@ -184,6 +194,8 @@ def run_pair(
         "states": metrics.states_used(labels),
         "flagged": len(res["flagged"]),
         "flagged_as": ",".join(flagged_as),
+        "changed": ",".join(sorted(changed)),
+        "false_flags": sum(b not in changed for b in flagged_as),
         "pc_shift": float(pshift.max()),
         **{f"k_{k}": float(v) for k, v in zip(ALL_KINEMATIC_NAMES, kshift, strict=True)},
         "seconds": time.perf_counter() - t0,
@@ -198,6 +210,13 @@ def main() -> None:
     parser.add_argument("--engine", choices=("svae", "ghmm"), default="svae")
     parser.add_argument("--null", type=int, default=0, help="null designs per nuisance pair")
     parser.add_argument("--null-only", action="store_true", help="only the null designs")
+    parser.add_argument(
+        "--null-first", type=int, default=0, help="number of the first null design (its seed)"
+    )
+    parser.add_argument(
+        "--planted", type=int, default=0,
+        help="designs per nuisance pair with the mix pair's behaviour change on top",
+    )  # fmt: skip
     parser.add_argument("--cache", default=None, help="keep rendered videos here")
     args = parser.parse_args()
     names = [p.strip() for p in args.pairs.split(",") if p.strip()]
@@ -216,6 +235,8 @@ def main() -> None:
             _pairs(args, names, cache)
         if args.null:
             _null(args, names, cache)
+        if args.planted:
+            _planted(args, names, cache)
 
 
 def _pairs(args: argparse.Namespace, names: list[str], cache: Path) -> None:
@@ -252,7 +273,7 @@ def _null(args: argparse.Namespace, names: list[str], cache: Path) -> None:
             continue
         nuisance = replace(PAIRS[name], weights={})
         PAIRS[f"null-{name}"] = nuisance
-        for d in range(args.null):
+        for d in range(args.null_first, args.null_first + args.null):
             r = run_pair(f"null-{name}", args, cache, seed=100 + d)
             designs += 1
             flagged_designs += int(r["flagged"]) > 0
@@ -262,6 +283,27 @@ def _null(args: argparse.Namespace, names: list[str], cache: Path) -> None:
         print(
             f"null designs with any syllable flagged at FDR 0.05: {flagged_designs}/{designs} "
             f"= {share:.2f} (bar <= 0.10: {'MET' if share <= 0.10 else 'NOT MET'})"
+        )
+
+
+def _planted(args: argparse.Namespace, names: list[str], cache: Path) -> None:
+    """Planted designs: the second cohort has the mix pair's behaviour change *and* the pair's
+    nuisance. Flagged syllables should be those of behaviours whose true usage the same test
+    flags; any other is a false alarm the nuisance caused."""
+    false_designs = designs = 0
+    for name in names:
+        if name == "mix":
+            continue
+        PAIRS[f"mix+{name}"] = replace(PAIRS[name], weights=PAIRS["mix"].weights)
+        for d in range(args.planted):
+            r = run_pair(f"mix+{name}", args, cache, seed=200 + d)
+            designs += 1
+            false_designs += int(r["false_flags"]) > 0
+            print(json.dumps(r, default=str), flush=True)
+    if designs:
+        print(
+            f"planted designs with a syllable flagged whose behaviour did not change: "
+            f"{false_designs}/{designs}"
         )
 
 
