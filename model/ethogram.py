@@ -2,7 +2,9 @@
 
 Ethogram: one row per decoded frame, ``frame,time_s,syllable,syllable_name,probability`` then
 the per-frame scalars and the quality flag. Bouts: ``start_frame,end_frame,start_s,end_s,
-duration_s,syllable,syllable_name`` with ``end_frame`` exclusive.
+duration_s,syllable,syllable_name`` with ``end_frame`` exclusive. BORIS: the bouts as BORIS's
+tabular events export lays them out (a START and a STOP state event per bout), for labs whose
+scripts read BORIS files.
 """
 
 from __future__ import annotations
@@ -22,6 +24,20 @@ BOUT_COLUMNS = (
     "duration_s",
     "syllable",
     "syllable_name",
+)
+
+BORIS_COLUMNS = (
+    "Observation id",
+    "Observation date",
+    "Media file name",
+    "FPS",
+    "Subject",
+    "Behavior",
+    "Behavioral category",
+    "Behavior type",
+    "Time",
+    "Image index",
+    "Comment",
 )
 
 
@@ -114,4 +130,37 @@ def bouts_chunks(
             s, e, k = (int(v) for v in arr[j])
             t0, t1 = float(times[s]), float(ends_s[j])
             writer.writerow([s, e, f"{t0:.6f}", f"{t1:.6f}", f"{t1 - t0:.6f}", k, _name(names, k)])
+        yield buf.getvalue()
+
+
+def boris_chunks(
+    *,
+    bouts: Sequence[tuple[int, int, int]],
+    times: np.ndarray,
+    fps: float,
+    names: Mapping[int, str] | Sequence[str],
+    observation: str,
+    media: str,
+    subject: str,
+    date: str = "",
+    chunk_rows: int = 5000,
+) -> Iterator[str]:
+    """Yield the bouts as BORIS tabular events (header first): per bout a START row at its first
+    frame and a STOP row when the next frame begins; the syllable's name is the behaviour."""
+    yield ",".join(BORIS_COLUMNS) + "\r\n"
+    if not bouts:
+        return
+    arr = np.asarray(bouts, dtype=np.int64)
+    ends_s = bout_end_times(times, arr[:, 1], fps)
+    for start in range(0, len(arr), chunk_rows):
+        buf = io.StringIO()
+        writer = csv.writer(buf)
+        for j in range(start, min(len(arr), start + chunk_rows)):
+            s, e, k = (int(v) for v in arr[j])
+            name = _name(names, k)
+            for kind, t, frame in (("START", float(times[s]), s), ("STOP", float(ends_s[j]), e)):
+                writer.writerow(
+                    [observation, date, media, f"{fps:g}", subject, name, f"syllable {k}",
+                     kind, f"{t:.6f}", frame, ""]
+                )  # fmt: skip
         yield buf.getvalue()

@@ -36,6 +36,17 @@ def bouts_csv(session_id: int, db: DbSession, storage: StorageDep) -> StreamingR
     )
 
 
+@router.get("/sessions/{session_id}/bouts.boris.csv", response_class=StreamingResponse)
+def boris_csv(session_id: int, db: DbSession, storage: StorageDep) -> StreamingResponse:
+    """The bouts as BORIS's tabular events export: START and STOP per bout."""
+    session = experiments.get_session_or_raise(db, session_id)
+    chunks = service.boris_csv(db, storage, session)
+    stem = session.original_filename.rsplit(".", 1)[0]
+    return StreamingResponse(
+        chunks, media_type="text/csv", headers=_attachment(f"{stem}.boris.csv")
+    )
+
+
 @router.get("/experiments/{experiment_id}/export.zip", response_class=StreamingResponse)
 def experiment_zip(experiment_id: int, db: DbSession, storage: StorageDep) -> StreamingResponse:
     experiment = experiments.get_experiment_or_raise(db, experiment_id)

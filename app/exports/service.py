@@ -95,6 +95,30 @@ def bouts_csv(
     )
 
 
+def boris_csv(
+    db: Session, storage: Storage, session: VideoSession, model_id: int | None = None
+) -> Iterator[str]:
+    """The bouts as BORIS tabular events (behaviour = syllable name, subject = the animal)."""
+    from model.ethogram import boris_chunks
+    from model.features import load
+
+    segmentation, bouts, names = _segmented(db, session, model_id)
+    if not session.features_path:
+        raise NotFound(f"Session {session.id} has no preprocessing results.")
+    features = load(storage.abspath(session.features_path))
+    model = syllables.get_model_or_raise(db, segmentation.model_id)
+    return boris_chunks(
+        bouts=[tuple(int(v) for v in row) for row in bouts],  # type: ignore[misc]
+        times=np.asarray(features.times),
+        fps=features.fps,
+        names=names,
+        observation=f"syllabary session {session.id} model v{model.version}",
+        media=session.original_filename,
+        subject=session.subject.name if session.subject else "",
+        date=session.recorded_on.isoformat() if session.recorded_on else "",
+    )
+
+
 def _csv_text(rows: list[list[Any]]) -> str:
     buf = io.StringIO()
     csv.writer(buf).writerows(rows)

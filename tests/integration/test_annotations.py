@@ -107,6 +107,15 @@ def test_the_true_labels_reproduce_the_projects_own_scores(client, tmp_path) -> 
 
     pooled = client.get(f"/api/experiments/{eid}/agreement").json()
     assert len(pooled) == 1 and pooled[0]["rater"] == "synth"
+
+    # The session's own bouts, exported for BORIS and read back, agree with it perfectly.
+    boris = client.get(f"/api/sessions/{sid}/bouts.boris.csv")
+    assert boris.status_code == 200 and boris.text.startswith("Observation id,")
+    own = upload(client, sid, "own.boris.csv", boris.content, "itself").json()
+    assert own["format"] == "boris" and own["scored_frames"] == truth.n_frames
+    itself = client.get(f"/api/annotations/{own['id']}/agreement").json()
+    assert itself["ari"] == pytest.approx(1.0) and itself["accuracy"] == 1.0
+    assert client.delete(f"/api/annotations/{own['id']}").status_code == 204
     assert pooled[0]["ari"] == pytest.approx(score["ari"], abs=1e-12)
 
     # Labels never touch the segmentation, and go without a trace of it.

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from model.agreement import UNSCORED, AnnotationError, agreement, parse_annotations
+from model.ethogram import boris_chunks, bouts_from_labels
 from model.metrics import ari, nmi
 
 TIMES = np.arange(100) / 10.0  # 100 frames at 10 fps
@@ -171,3 +172,18 @@ def test_sessions_pool_frames_but_not_boundaries() -> None:
 def test_nothing_in_common_is_an_error() -> None:
     with pytest.raises(ValueError, match="no frame is both labelled and segmented"):
         agreement([(np.array([-1, -1]), np.array([0, 0]))], ["x"], tolerance=0)
+
+
+def test_the_boris_export_of_bouts_reads_back_as_the_same_frames() -> None:
+    rng = np.random.default_rng(5)
+    times = np.arange(3000) / 30.0
+    labels = np.repeat(rng.integers(0, 5, size=200), rng.integers(3, 27, size=200))[:3000]
+    labels = np.pad(labels, (0, 3000 - labels.size), mode="edge")
+    names = {0: "rest", 1: "walk", 2: "groom", 3: "rear", 4: "syllable 4"}
+    text = "".join(
+        boris_chunks(bouts=bouts_from_labels(labels), times=times, fps=30.0, names=names,
+                     observation="s1", media="m1.mp4", subject="m1", chunk_rows=37)
+    )  # fmt: skip
+    read = parse_annotations(text, times=times)
+    assert read.format == "boris"
+    assert [read.behaviours[k] for k in read.labels] == [names[int(k)] for k in labels]
