@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from pathlib import Path
+
 from fastapi import APIRouter
-from fastapi.responses import StreamingResponse
+from fastapi.responses import FileResponse, StreamingResponse
+from starlette.background import BackgroundTask
 
 from app.deps import DbSession, StorageDep
 from app.experiments import service as experiments
@@ -44,6 +49,27 @@ def boris_csv(session_id: int, db: DbSession, storage: StorageDep) -> StreamingR
     stem = session.original_filename.rsplit(".", 1)[0]
     return StreamingResponse(
         chunks, media_type="text/csv", headers=_attachment(f"{stem}.boris.csv")
+    )
+
+
+@router.get("/sessions/{session_id}/session.nwb", response_class=FileResponse)
+def session_nwb(session_id: int, db: DbSession, storage: StorageDep) -> FileResponse:
+    """The session as NWB (pynwb, DANDI): subject and cohort, the track, the syllable of every
+    frame and the bouts as an interval table."""
+    session = experiments.get_session_or_raise(db, session_id)
+    folder = Path(tempfile.mkdtemp(prefix="nwb-"))
+    path = folder / "session.nwb"
+    try:
+        service.session_nwb(db, storage, session, path)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    stem = session.original_filename.rsplit(".", 1)[0]
+    return FileResponse(
+        path,
+        media_type="application/x-nwb",
+        filename=f"{stem}.nwb",
+        background=BackgroundTask(shutil.rmtree, folder, ignore_errors=True),
     )
 
 

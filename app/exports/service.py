@@ -7,6 +7,7 @@ import io
 import json
 import zipfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -117,6 +118,48 @@ def boris_csv(
         subject=session.subject.name if session.subject else "",
         date=session.recorded_on.isoformat() if session.recorded_on else "",
     )
+
+
+def session_nwb(
+    db: Session, storage: Storage, session: VideoSession, path: Path, model_id: int | None = None
+) -> None:
+    """Write the session as an NWB file at ``path`` (layout in :mod:`app.exports.nwb`)."""
+    from app.exports.nwb import SessionRecord, write_session_nwb
+    from model.ethogram import bout_end_times
+    from model.features import load
+
+    segmentation, bouts, names = _segmented(db, session, model_id)
+    if not session.features_path:
+        raise NotFound(f"Session {session.id} has no preprocessing results.")
+    features = load(storage.abspath(session.features_path))
+    times = np.asarray(features.times, dtype=np.float64)
+    n = min(len(times), segmentation.frame_count)
+    model = syllables.get_model_or_raise(db, segmentation.model_id)
+    subject = session.subject
+    experiment = db.get(Experiment, session.experiment_id)
+    scalars = {k: np.asarray(v, dtype=np.float64)[:n] for k, v in features.scalars.items()}
+    record = SessionRecord(
+        session_id=session.id,
+        filename=session.original_filename,
+        experiment=experiment.name if experiment else "",
+        model_version=model.version,
+        recorded_on=session.recorded_on,
+        created_at=session.created_at,
+        subject=subject.name if subject else "",
+        cohort=subject.cohort.name if subject and subject.cohort else "",
+        sex=subject.sex if subject else "",
+        age=subject.age if subject else "",
+        genotype=subject.genotype if subject else "",
+        times=times[:n],
+        x=scalars.get("x", np.full(n, np.nan)),
+        y=scalars.get("y", np.full(n, np.nan)),
+        heading=scalars.get("heading", np.full(n, np.nan)),
+        syllable=syllables.labels_from_bouts(bouts, segmentation.frame_count)[:n],
+        bouts=bouts,
+        bout_ends_s=bout_end_times(times, bouts[:, 1], features.fps),
+        names=names,
+    )
+    write_session_nwb(record, path)
 
 
 def _csv_text(rows: list[list[Any]]) -> str:
