@@ -18,7 +18,8 @@ COPY model ./model
 COPY migrations ./migrations
 COPY templates ./templates
 COPY static ./static
-RUN pip install .
+COPY scripts/fetch-plotly ./scripts/fetch-plotly
+RUN pip install . && python scripts/fetch-plotly /usr/local/share/syllabary
 
 RUN useradd --create-home --uid 1000 syllabary && mkdir -p /data && chown syllabary /data
 USER syllabary

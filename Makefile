@@ -16,6 +16,7 @@ $(BIN)/python:
 $(STAMP): pyproject.toml scripts/install-torch | $(BIN)/python
 	scripts/install-torch $(BIN)/pip
 	$(BIN)/pip install --quiet -e .
+	$(BIN)/python scripts/fetch-plotly $(VENV)/share/syllabary
 	touch $@
 
 $(DEV_STAMP): $(STAMP)

@@ -146,12 +146,14 @@ def test_plotly_is_served_locally_and_gzipped(client) -> None:
     assert plain.status_code == 200
     assert plain.headers["content-type"].startswith("text/javascript")
     assert "content-encoding" not in plain.headers
-    assert len(plain.content) > 1_000_000
-    assert b"plotly.js" in plain.content[:2000]
+    # The cartesian partial bundle that `make` installs (scripts/fetch-plotly), not the 4.8 MB
+    # full one: every chart the pages draw is in it (the browser tests draw them all).
+    assert b"plotly.js (cartesian" in plain.content[:300]
+    assert 1_000_000 < len(plain.content) < 2_000_000
     zipped = client.get("/static/vendor/plotly.min.js", headers={"accept-encoding": "gzip"})
     assert zipped.headers["content-encoding"] == "gzip"
     assert zipped.content == plain.content  # httpx decompressed it
-    assert zipped.num_bytes_downloaded < len(plain.content) / 2
+    assert zipped.num_bytes_downloaded < 600_000
 
 
 def test_every_script_is_served_and_no_template_uses_a_cdn(client) -> None:
