@@ -37,6 +37,8 @@ class Experiment(Base):
     )
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+    # Video pixels per cm of arena floor for sessions that give none: kinematics in cm.
+    px_per_cm: Mapped[float | None] = mapped_column(Float)
 
     cohorts: Mapped[list[Cohort]] = relationship(back_populates="experiment")
     subjects: Mapped[list[Subject]] = relationship(back_populates="experiment")
@@ -123,6 +125,8 @@ class VideoSession(Base):
     thumbnail_path: Mapped[str | None] = mapped_column(String(1000))
     features_path: Mapped[str | None] = mapped_column(String(1000))
     quality: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Video pixels per cm of arena floor (else the experiment's): kinematics in cm.
+    px_per_cm: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     experiment: Mapped[Experiment] = relationship(back_populates="sessions")

@@ -55,6 +55,7 @@ def session_public(session: VideoSession) -> SessionPublic:
         pix_fmt=session.pix_fmt,
         created_at=session.created_at,
         quality=session.quality,
+        px_per_cm=session.px_per_cm,
         fit_problem=service.fit_problem(session.quality),
         thumbnail_url=f"/api/sessions/{session.id}/thumbnail.jpg"
         if session.thumbnail_path
@@ -143,7 +144,14 @@ def update_experiment(
     experiment_id: int, body: ExperimentUpdate, db: DbSession
 ) -> ExperimentPublic:
     experiment = service.get_experiment_or_raise(db, experiment_id)
-    service.update_experiment(db, experiment, name=body.name, description=body.description)
+    service.update_experiment(
+        db,
+        experiment,
+        name=body.name,
+        description=body.description,
+        px_per_cm=body.px_per_cm,
+        clear_px_per_cm=body.clear_px_per_cm,
+    )
     db.commit()
     return ExperimentPublic.model_validate(experiment)
 
@@ -210,6 +218,8 @@ def update_session(session_id: int, body: SessionUpdate, db: DbSession) -> Sessi
         cohort_name=body.cohort,
         recorded_on=body.recorded_on,
         notes=body.notes,
+        px_per_cm=body.px_per_cm,
+        clear_px_per_cm=body.clear_px_per_cm,
     )
     db.commit()
     db.refresh(session)

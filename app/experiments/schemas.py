@@ -25,11 +25,23 @@ class ExperimentPublic(BaseModel):
     description: str
     group_id: int
     created_at: UtcDateTime
+    px_per_cm: float | None = None
+
+
+PX_PER_CM = Field(
+    default=None,
+    gt=0,
+    le=10_000,
+    description="video pixels per cm of arena floor (e.g. arena width in px / width in cm); "
+    "(clear_px_per_cm removes it)",
+)
 
 
 class ExperimentUpdate(BaseModel):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=10_000)
+    px_per_cm: float | None = PX_PER_CM
+    clear_px_per_cm: bool = False
 
 
 class CohortCreate(BaseModel):
@@ -70,6 +82,8 @@ class SessionUpdate(BaseModel):
     cohort: str | None = Field(default=None, max_length=200)
     recorded_on: date | None = None
     notes: str | None = Field(default=None, max_length=10_000)
+    px_per_cm: float | None = PX_PER_CM
+    clear_px_per_cm: bool = False
 
 
 class ProbePublic(BaseModel):
@@ -102,6 +116,7 @@ class SessionPublic(BaseModel):
     pix_fmt: str | None
     created_at: UtcDateTime
     quality: dict[str, Any] | None = None
+    px_per_cm: float | None = None
     # Why this session is left out of fits unless chosen explicitly (None: it goes in).
     fit_problem: str | None = None
     thumbnail_url: str | None = None

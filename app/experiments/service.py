@@ -203,8 +203,18 @@ def get_subject_or_raise(db: Session, subject_id: int) -> Subject:
 
 
 def update_experiment(
-    db: Session, experiment: Experiment, *, name: str | None, description: str | None
+    db: Session,
+    experiment: Experiment,
+    *,
+    name: str | None,
+    description: str | None,
+    px_per_cm: float | None = None,
+    clear_px_per_cm: bool = False,
 ) -> Experiment:
+    if clear_px_per_cm:
+        experiment.px_per_cm = None
+    elif px_per_cm is not None:
+        experiment.px_per_cm = px_per_cm
     if name is not None:
         if not name.strip():
             raise BadInput("An experiment needs a name.")
@@ -240,6 +250,8 @@ def update_session(
     cohort_name: str | None,
     recorded_on: Any = None,
     notes: str | None = None,
+    px_per_cm: float | None = None,
+    clear_px_per_cm: bool = False,
 ) -> VideoSession:
     """Assign a session to a subject (and the subject to a cohort), or edit its notes."""
     experiment = session.experiment
@@ -260,6 +272,10 @@ def update_session(
         session.recorded_on = recorded_on
     if notes is not None:
         session.notes = notes
+    if clear_px_per_cm:
+        session.px_per_cm = None
+    elif px_per_cm is not None:
+        session.px_per_cm = px_per_cm
     return session
 
 

@@ -9,10 +9,12 @@ from fastapi import APIRouter, status
 from fastapi.responses import FileResponse
 
 from app.core.errors import NotFound
+from app.core.storage import Storage
 from app.deps import DbSession, SettingsDep, StorageDep
 from app.experiments import service as experiments
 from app.jobs.schemas import JobPublic
 from app.syllables import service
+from app.syllables.kinematics import SyllableKinematics, model_kinematics
 from app.syllables.models import ModelStatus, Syllable, SyllableModel
 from app.syllables.schemas import (
     BoutsColumns,
@@ -29,8 +31,11 @@ router = APIRouter(prefix="/api", tags=["models and syllables"])
 TRACK_POINTS = 3000
 
 
-def syllable_public(syllable: Syllable, stats: dict[str, Any] | None) -> SyllablePublic:
+def syllable_public(
+    syllable: Syllable, stats: dict[str, Any] | None, motion: SyllableKinematics | None = None
+) -> SyllablePublic:
     stats = stats or {}
+    k = syllable.index
     return SyllablePublic(
         id=syllable.id,
         index=syllable.index,
@@ -51,10 +56,19 @@ def syllable_public(syllable: Syllable, stats: dict[str, Any] | None) -> Syllabl
             )
             for j, c in enumerate(syllable.clips or [])
         ],
+        speed=_rounded(motion.speed.get(k)) if motion else None,
+        turning_deg_s=_rounded(motion.turning_deg_s.get(k)) if motion else None,
+        body_length=_rounded(motion.body_length.get(k)) if motion else None,
     )
 
 
-def model_public(db: DbSession, model: SyllableModel, *, detail: bool) -> ModelPublic:
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else float(f"{value:.4g}")
+
+
+def model_public(
+    db: DbSession, model: SyllableModel, *, detail: bool, storage: Storage | None = None
+) -> ModelPublic:
     job = service.fit_job_of(db, model)
     out = ModelPublic(
         id=model.id,
@@ -74,7 +88,10 @@ def model_public(db: DbSession, model: SyllableModel, *, detail: bool) -> ModelP
     if detail and model.status == ModelStatus.ready:
         stats = service.syllable_statistics(db, model.id)
         out.transition_matrix = service.transition_matrix(db, model.id, model.states)
-        out.syllables = [syllable_public(s, stats.get(s.index)) for s in model.syllables]
+        motion = model_kinematics(db, storage, model) if storage is not None else None
+        out.syllables = [syllable_public(s, stats.get(s.index), motion) for s in model.syllables]
+        if motion is not None:
+            out.kinematics_unit, out.kinematics_note = motion.unit, motion.note
     return out
 
 
@@ -105,8 +122,9 @@ def list_models(experiment_id: int, db: DbSession) -> list[ModelPublic]:
 
 
 @router.get("/models/{model_id}")
-def get_model(model_id: int, db: DbSession) -> ModelPublic:
-    return model_public(db, service.get_model_or_raise(db, model_id), detail=True)
+def get_model(model_id: int, db: DbSession, storage: StorageDep) -> ModelPublic:
+    """A model with its syllables: usage, bouts, durations, kinematics and example clips."""
+    return model_public(db, service.get_model_or_raise(db, model_id), detail=True, storage=storage)
 
 
 @router.patch("/syllables/{syllable_id}")

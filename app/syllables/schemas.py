@@ -39,6 +39,9 @@ class SyllablePublic(BaseModel):
     median_duration_s: float | None
     durations_s: list[float]
     clips: list[ClipPublic]
+    speed: float | None = Field(default=None, description="median, in kinematics_unit per s")
+    turning_deg_s: float | None = Field(default=None, description="median |turning rate|")
+    body_length: float | None = Field(default=None, description="median, in kinematics_unit")
 
 
 class SyllableUpdate(BaseModel):
@@ -62,6 +65,10 @@ class ModelPublic(BaseModel):
     job_id: int | None
     transition_matrix: list[list[float]] | None = None
     syllables: list[SyllablePublic] = []
+    kinematics_unit: str | None = Field(
+        default=None, description="cm (every session has a scale), body lengths, or px"
+    )
+    kinematics_note: str = ""
 
 
 class BoutsColumns(BaseModel):

@@ -29,6 +29,18 @@ function saver(syllable, field, input, status) {
   input.addEventListener("keydown", (e) => { if (e.key === "Enter" && field === "name") { e.preventDefault(); save(); } });
 }
 
+let UNIT = null; // the model's kinematics unit: cm, body lengths or px
+
+function motion(s) {
+  if (s.speed == null && s.turning_deg_s == null && s.body_length == null) return null;
+  const unit = UNIT === "body lengths" ? "BL" : UNIT;
+  const parts = [];
+  if (s.speed != null) parts.push(`speed ${s.speed.toPrecision(2)} ${unit}/s`);
+  if (s.turning_deg_s != null) parts.push(`turning ${Math.round(s.turning_deg_s)}°/s`);
+  if (s.body_length != null) parts.push(`body ${s.body_length.toPrecision(2)} ${unit}`);
+  return h("div", { class: "small muted kinematics", title: `medians over the syllable's frames; BL: body lengths` }, parts.join(" · "));
+}
+
 function card(s) {
   const status = h("div", { class: "saved", "data-save-status": "" });
   const name = h("input", { type: "text", class: "name-input", value: s.name, placeholder: s.label || `syllable ${s.index}`,
@@ -60,6 +72,7 @@ function card(s) {
       h("strong", { class: "num" }, `${(s.usage * 100).toFixed(1)}%`), " of frames · ",
       h("span", { class: "num" }, `${s.bout_count.toLocaleString()} bout${s.bout_count === 1 ? "" : "s"}`), " · median ",
       h("span", { class: "num" }, s.median_duration_s != null ? fmtDuration(s.median_duration_s) : "–")),
+    motion(s),
     hist),
   h("div", { class: "clips" }, clips.length ? clips : h("p", { class: "empty" }, "Example clips appear when they are rendered.")));
   return { el, hist, s };
@@ -72,6 +85,11 @@ async function main() {
     box.textContent = `This model is ${model.status}: its syllables appear when it is ready.`;
     box.classList.remove("hidden");
     return;
+  }
+  UNIT = model.kinematics_unit;
+  if (model.kinematics_note) {
+    box.textContent = `Kinematics in ${model.kinematics_unit}. ${model.kinematics_note}`;
+    box.classList.remove("hidden");
   }
   const syllables = (model.syllables || []).filter((s) => s.usage > 0 || s.bout_count > 0)
     .sort((a, b) => b.usage - a.usage);

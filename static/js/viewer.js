@@ -418,6 +418,13 @@ function installSessionEdits() {
   date.addEventListener("change", () => { if (date.value) save("recorded_on", date.value); });
   const notes = document.getElementById("session-notes");
   notes.addEventListener("change", () => save("notes", notes.value));
+  const scale = document.getElementById("px-per-cm");
+  scale.addEventListener("change", () => {
+    const value = Number(scale.value);
+    if (!scale.value) save("clear_px_per_cm", true);
+    else if (value > 0) save("px_per_cm", value);
+    else saved.textContent = "the scale must be a positive number of pixels per cm";
+  });
 }
 
 async function main() {

@@ -109,3 +109,21 @@ def test_labels_upload_agreement_and_errors(
     assert "Labels by Ana" in card and "2 sessions pooled" in card
     page.locator("#agreement-card").scroll_into_view_if_needed()
     screenshot(page, "experiment-labels-agreement")
+
+
+def test_gallery_shows_kinematics_per_syllable(
+    server: LiveServer, experiment: dict[str, Any], page: Any
+) -> None:
+    gallery = f"{server.url}/models/{experiment['model']}/syllables"
+    page.goto(gallery)
+    page.wait_for_selector("body[data-ready='true']")
+    # These sessions carry no body size: pixels, said so.
+    assert "Kinematics in px" in page.inner_text("#gallery-message")
+    assert "px/s" in page.inner_text(".syllable-card .kinematics")
+    server.api("PATCH", f"/api/experiments/{experiment['experiment']}", json={"px_per_cm": 4.0})
+    page.goto(gallery)
+    page.wait_for_selector("body[data-ready='true']")
+    line = page.inner_text(".syllable-card .kinematics")
+    # The saline cohort's mouse moves at 40 px/s in every frame: 10 cm/s at 4 px per cm.
+    assert "speed 10 cm/s" in line, line
+    screenshot(page, "gallery-kinematics")
