@@ -176,7 +176,10 @@ def experiment_agreement(
 ) -> list[AgreementResult]:
     """Per rater, every labelled session the model has segmented, pooled: behaviours are
     matched by name across files. Raters are kept apart, so two people's labels of the same
-    session are two comparisons, never one double-counted table."""
+    session are two comparisons, never one double-counted table. Without a ready model there
+    is nothing to compare yet: an empty list."""
+    if model_id is None and syllables.latest_ready_model(db, experiment_id) is None:
+        return []
     model = _model_of(db, experiment_id, model_id)
     rows = db.execute(
         select(Annotation, VideoSession)

@@ -122,12 +122,8 @@ export function initSessionLabels(sessionId) {
 export async function initExperimentAgreement(experimentId) {
   const el = document.getElementById("agreement-results");
   if (!el) return;
-  let results = [];
-  try {
-    results = await api("GET", `/api/experiments/${experimentId}/agreement`);
-  } catch {
-    results = []; // no ready model yet: the card stays hidden
-  }
+  // No ready model or no labels yet: an empty list, and the card stays hidden.
+  const results = await api("GET", `/api/experiments/${experimentId}/agreement`);
   if (!results.length) return;
   document.getElementById("agreement-card").classList.remove("hidden");
   for (const r of results) {

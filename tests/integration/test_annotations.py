@@ -190,3 +190,6 @@ def test_agreement_needs_a_segmentation_by_that_model(make_app, tmp_path) -> Non
     foreign = client.get(f"/api/annotations/{made.json()['id']}/agreement?model_id=999999")
     assert foreign.status_code == 404
     assert client.get(f"/api/experiments/{eid}/agreement?model_id={other_id}").json() == []
+    # An experiment without a ready model has nothing to compare yet: no error, no rows.
+    fresh = client.post("/api/experiments", json={"name": "No model yet"}).json()["id"]
+    assert client.get(f"/api/experiments/{fresh}/agreement").json() == []
