@@ -5,7 +5,13 @@ from app.annotations.models import Annotation
 from app.core.db import Base
 from app.experiments.models import Cohort, Experiment, Subject, VideoSession
 from app.jobs.models import Job
-from app.syllables.models import Bout, Segmentation, Syllable, SyllableModel
+from app.syllables.models import (
+    Bout,
+    Segmentation,
+    Syllable,
+    SyllableGrouping,
+    SyllableModel,
+)
 from app.uploads.models import Upload
 
 __all__ = [
@@ -22,6 +28,7 @@ __all__ = [
     "Segmentation",
     "Subject",
     "Syllable",
+    "SyllableGrouping",
     "SyllableModel",
     "Upload",
     "User",

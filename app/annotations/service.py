@@ -14,6 +14,7 @@ from app.annotations.models import Annotation
 from app.core.errors import BadInput, NotFound, TooLarge
 from app.core.storage import Storage
 from app.experiments.models import VideoSession
+from app.syllables import groupings
 from app.syllables import service as syllables
 from app.syllables.models import SyllableModel
 from model.agreement import Agreement, AnnotationError, agreement, parse_annotations
@@ -129,7 +130,8 @@ def _syllables_of(db: Session, session_id: int, model: SyllableModel) -> np.ndar
     if segmentation is None:
         return None
     bouts = syllables.session_bouts(db, segmentation.id)
-    return syllables.labels_from_bouts(bouts, segmentation.frame_count)
+    labels = syllables.labels_from_bouts(bouts, segmentation.frame_count)
+    return groupings.group_labels(labels, groupings.current(db, model.id), model.states)
 
 
 def _pair(syllable: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -166,7 +168,9 @@ def session_agreement(
         session_ids=[session.id],
         annotation_ids=[annotation.id],
         fps=fps,
-        names=syllables.syllable_names(db, model.id),
+        names=groupings.unit_names(
+            syllables.syllable_names(db, model.id), groupings.current(db, model.id)
+        ),
         agreement=result,
     )
 
@@ -224,7 +228,9 @@ def experiment_agreement(
                 session_ids=sorted(set(sessions)),
                 annotation_ids=used,
                 fps=fps,
-                names=syllables.syllable_names(db, model.id),
+                names=groupings.unit_names(
+                    syllables.syllable_names(db, model.id), groupings.current(db, model.id)
+                ),
                 agreement=result,
             )
         )

@@ -21,7 +21,9 @@ from app.core.errors import BadInput, Conflict
 from app.core.storage import Storage
 from app.experiments import service as experiments
 from app.experiments.models import Cohort, Experiment, Subject, VideoSession
+from app.syllables import groupings
 from app.syllables import service as syllables
+from app.syllables.groupings import Grouping
 from app.syllables.models import Bout, Segmentation, SyllableModel
 
 ALPHA = 0.05
@@ -93,6 +95,7 @@ class Design:
     animals: list[Animal]
     sessions_per_cohort: dict[str, int]
     warnings: list[str] = field(default_factory=list)
+    grouping: Grouping | None = None  # the lab's grouping of syllables in force
 
     @property
     def groups(self) -> np.ndarray:
@@ -153,7 +156,14 @@ def load_design(
             )
         )
     }
-    by_segmentation = _bouts_by_segmentation(db, [s.id for s in segmentations.values()])
+    # Syllables the lab grouped are counted as one (bouts of one group joined).
+    grouping = groupings.current(db, model.id)
+    by_segmentation = {
+        seg_id: groupings.group_bouts(bouts, grouping, k)
+        for seg_id, bouts in _bouts_by_segmentation(
+            db, [s.id for s in segmentations.values()]
+        ).items()
+    }
     animals: dict[int, Animal] = {}
     missing: list[int] = []
     sessions_per_cohort: dict[str, int] = defaultdict(int)
@@ -211,7 +221,9 @@ def load_design(
             f"{no_features} session(s) have no tracking data; distance and speed leave them out."
         )
     ordered = sorted(animals.values(), key=lambda a: (chosen.index(a.cohort), a.subject.name))
-    design = Design(experiment, model, chosen, ordered, dict(sessions_per_cohort), warnings)
+    design = Design(
+        experiment, model, chosen, ordered, dict(sessions_per_cohort), warnings, grouping
+    )
     _design_warnings(design)
     return design
 
@@ -340,7 +352,6 @@ def smallest_p_value(sizes: Sequence[int]) -> float:
     values = np.concatenate([np.full(n, float(i)) for i, n in enumerate(sizes)])
     groups = np.concatenate([np.full(n, i) for i, n in enumerate(sizes)])
     return stats.group_test(values, groups).p_value
-
 
 
 def cohort_names(db: Session, experiment_id: int) -> list[Cohort]:

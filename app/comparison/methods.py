@@ -34,6 +34,12 @@ def methods_text(design: Design, result: ComparisonPublic) -> str:
         f"The animal was the unit of analysis: all sessions of an animal were pooled before any "
         f"statistic was computed ({sizes})."
     ]
+    if design.grouping is not None:
+        text.append(
+            f"Syllables were grouped by the lab before analysis (grouping version "
+            f"{design.grouping.version}: {design.grouping.describe()}); each group was counted "
+            "as one syllable and consecutive bouts of one group as one bout."
+        )
     tested = [s for s in result.syllables if s.tested]
     if len(cohorts) < 2:
         text.append("No statistical test was run: fewer than two cohorts had segmented animals.")

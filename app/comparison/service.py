@@ -80,7 +80,11 @@ def compare_design(db: Session, design: Design, *, alpha: float = ALPHA) -> Comp
     syllable_rows = {
         s.index: s for s in db.scalars(select(Syllable).where(Syllable.model_id == model.id))
     }
-    labels = [syllable_rows[i].label if i in syllable_rows else f"syllable {i}" for i in range(k)]
+    group_names = design.grouping.names() if design.grouping else {}
+    labels = [
+        group_names.get(i) or (syllable_rows[i].label if i in syllable_rows else f"syllable {i}")
+        for i in range(k)
+    ]
     colors = [syllable_rows[i].color if i in syllable_rows else "#888888" for i in range(k)]
     animals = design.animals
     cohorts = design.cohorts

@@ -179,6 +179,7 @@ def session_counts(db: Session) -> dict[int, int]:
     ).all()
     return {int(eid): int(n) for eid, n in rows}
 
+
 def list_cohorts(db: Session, experiment_id: int) -> list[Cohort]:
     return list(
         db.scalars(

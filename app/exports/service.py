@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from app.core.errors import NotFound
 from app.core.storage import Storage
 from app.experiments.models import Experiment, VideoSession
+from app.syllables import groupings
 from app.syllables import service as syllables
 
 
@@ -49,8 +50,13 @@ def _segmented(
             f"Session {session.id} has not been segmented yet: fit a model on its experiment "
             "(or wait for segmentation to finish)."
         )
-    bouts = syllables.session_bouts(db, segmentation.id)
-    names = syllables.syllable_names(db, segmentation.model_id)
+    # As the lab grouped the model's syllables (a group under its smallest syllable's index).
+    model = syllables.get_model_or_raise(db, segmentation.model_id)
+    grouping = groupings.current(db, model.id)
+    bouts = groupings.group_bouts(
+        syllables.session_bouts(db, segmentation.id), grouping, model.states
+    )
+    names = groupings.unit_names(syllables.syllable_names(db, model.id), grouping)
     return segmentation, bouts, names
 
 

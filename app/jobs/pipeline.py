@@ -60,9 +60,7 @@ def after_segment(db: Session, *, model_id: int, settings: Settings) -> Job | No
         return None
     if _queued_clips(db, model_id) is not None:
         return None  # a clips job that has not started yet will see this segmentation too
-    return _queue(
-        db, JobKind.clips, settings, experiment_id=model.experiment_id, model_id=model_id
-    )
+    return _queue(db, JobKind.clips, settings, experiment_id=model.experiment_id, model_id=model_id)
 
 
 def model_framing(model: SyllableModel, storage: Storage) -> int:

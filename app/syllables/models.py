@@ -120,3 +120,22 @@ class Bout(Base):
     end_s: Mapped[float] = mapped_column(Float)
 
     segmentation: Mapped[Segmentation] = relationship(back_populates="bouts")
+
+
+class SyllableGrouping(Base):
+    """One version of a model's grouping of syllables under shared names ("groom" = 3 + 7).
+    The model stays frozen; a grouping only changes how its syllables are shown, counted and
+    exported. Versions count up; undo marks the newest one undone (history is kept)."""
+
+    __tablename__ = "syllable_groupings"
+    __table_args__ = (UniqueConstraint("model_id", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(
+        ForeignKey("syllable_models.id", ondelete="CASCADE"), index=True
+    )
+    version: Mapped[int] = mapped_column(Integer)
+    # [{"name": "groom", "syllables": [3, 7]}, ...]; syllables in no group stay themselves.
+    groups: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    undone_at: Mapped[datetime | None] = mapped_column(DateTime)

@@ -13,13 +13,17 @@ from app.core.storage import Storage
 from app.deps import DbSession, SettingsDep, StorageDep
 from app.experiments import service as experiments
 from app.jobs.schemas import JobPublic
-from app.syllables import service
+from app.syllables import groupings, service
 from app.syllables.kinematics import SyllableKinematics, model_kinematics
 from app.syllables.models import ModelStatus, Syllable, SyllableModel
 from app.syllables.schemas import (
     BoutsColumns,
     ClipPublic,
     FitRequest,
+    GroupingIn,
+    GroupingPublic,
+    GroupingsPublic,
+    GroupingSuggestion,
     ModelPublic,
     SyllablePublic,
     SyllableUpdate,
@@ -185,14 +189,27 @@ def session_viewer(session_id: int, db: DbSession, storage: StorageDep) -> Viewe
     syllables: list[dict[str, Any]] = []
     if segmentation is not None:
         model = service.get_model_or_raise(db, segmentation.model_id)
-        model_ref = {"id": model.id, "version": model.version}
-        arr = service.session_bouts(db, segmentation.id)
+        grouping = groupings.current(db, model.id)
+        model_ref = {
+            "id": model.id,
+            "version": model.version,
+            "grouping_version": grouping.version if grouping else 0,
+        }
+        arr = groupings.group_bouts(
+            service.session_bouts(db, segmentation.id), grouping, model.states
+        )
+        group_names = grouping.names() if grouping else {}
         bouts = BoutsColumns(
             start=arr[:, 0].tolist(), end=arr[:, 1].tolist(), syllable=arr[:, 2].tolist()
         )
         used = set(bouts.syllable)
         syllables = [
-            {"id": s.id, "index": s.index, "name": s.label, "color": s.color}
+            {
+                "id": s.id,
+                "index": s.index,
+                "name": group_names.get(s.index, s.label),
+                "color": s.color,
+            }
             for s in model.syllables
             if s.index in used
         ]
@@ -211,3 +228,73 @@ def session_viewer(session_id: int, db: DbSession, storage: StorageDep) -> Viewe
         tracks=tracks,
         quality=session.quality,
     )
+
+
+def _groupings_public(db: DbSession, model_id: int) -> GroupingsPublic:
+    rows = groupings.history(db, model_id)
+    now = groupings.current(db, model_id)
+    history = [
+        GroupingPublic(
+            version=r.version, groups=r.groups, created_at=r.created_at, undone_at=r.undone_at
+        )
+        for r in rows
+    ]
+    current = next((h for h in history if now and h.version == now.version), None)
+    return GroupingsPublic(current=current, history=history)
+
+
+@router.get("/models/{model_id}/groupings")
+def get_groupings(model_id: int, db: DbSession) -> GroupingsPublic:
+    """The lab's grouping of this model's syllables in force, and every earlier version."""
+    service.get_model_or_raise(db, model_id)
+    return _groupings_public(db, model_id)
+
+
+@router.post("/models/{model_id}/groupings", status_code=status.HTTP_201_CREATED)
+def save_grouping(model_id: int, body: GroupingIn, db: DbSession) -> GroupingsPublic:
+    """A new grouping version (every group in force); the model itself stays frozen."""
+    model = service.get_model_or_raise(db, model_id)
+    groupings.save(db, model, [g.model_dump() for g in body.groups])
+    db.commit()
+    return _groupings_public(db, model_id)
+
+
+@router.post("/models/{model_id}/groupings/undo")
+def undo_grouping(model_id: int, db: DbSession) -> GroupingsPublic:
+    """Back to the grouping before the one in force (409 when there is none to undo)."""
+    groupings.undo(db, service.get_model_or_raise(db, model_id))
+    db.commit()
+    return _groupings_public(db, model_id)
+
+
+@router.get("/models/{model_id}/grouping-suggestions")
+def grouping_suggestions(
+    model_id: int, db: DbSession, storage: StorageDep
+) -> list[GroupingSuggestion]:
+    """Pairs of syllables that may be one behaviour, with why: alike in speed, turning, body
+    length and bout duration, and often following one another."""
+    model = service.get_model_or_raise(db, model_id)
+    if model.status != ModelStatus.ready:
+        return []
+    stats = service.syllable_statistics(db, model.id)
+    motion = model_kinematics(db, storage, model)
+    now = groupings.current(db, model.id)
+    found = groupings.suggest(
+        {k: s["usage"] for k, s in stats.items()},
+        np.asarray(service.transition_matrix(db, model.id, model.states)),
+        {"speed": motion.speed, "turning_deg_s": motion.turning_deg_s,
+         "body_length": motion.body_length},
+        {k: s["median_duration_s"] for k, s in stats.items()},
+        unit="BL" if motion.unit == "body lengths" else motion.unit,
+        grouped={k for _n, members in (now.groups if now else []) for k in members},
+    )  # fmt: skip
+    names = service.syllable_names(db, model.id)
+    return [
+        GroupingSuggestion(
+            syllables=list(s.syllables),
+            labels=[names.get(k, f"syllable {k}") for k in s.syllables],
+            distance=round(s.distance, 4),
+            reason=s.reason,
+        )
+        for s in found
+    ]

@@ -89,3 +89,35 @@ class ViewerData(BaseModel):
     bouts: BoutsColumns
     tracks: dict[str, list[float]]
     quality: dict[str, Any] | None
+
+
+class GroupIn(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    syllables: list[int] = Field(min_length=2, max_length=100)
+
+
+class GroupingIn(BaseModel):
+    groups: list[GroupIn] = Field(
+        max_length=100, description="every group in force (an empty list ungroups all)"
+    )
+
+
+class GroupingPublic(BaseModel):
+    version: int
+    groups: list[GroupIn]
+    created_at: UtcDateTime | None = None
+    undone_at: UtcDateTime | None = None
+
+
+class GroupingsPublic(BaseModel):
+    """The grouping in force (None: every syllable on its own) and every version made."""
+
+    current: GroupingPublic | None
+    history: list[GroupingPublic]
+
+
+class GroupingSuggestion(BaseModel):
+    syllables: list[int]
+    labels: list[str]
+    distance: float = Field(description="smaller: more alike (log-ratio scale)")
+    reason: str
