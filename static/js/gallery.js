@@ -41,6 +41,72 @@ function motion(s) {
   return h("div", { class: "small muted kinematics", title: `medians over the syllable's frames; BL: body lengths` }, parts.join(" · "));
 }
 
+let GROUP_OF = new Map(); // syllable index -> its group's name
+
+/** The groups card: what is grouped now, a form to group, undo, and suggestions with reasons. */
+async function loadGroups(labels) {
+  const [state, suggestions] = await Promise.all([
+    api("GET", `/api/models/${MODEL}/groupings`),
+    api("GET", `/api/models/${MODEL}/grouping-suggestions`),
+  ]);
+  const current = state.current ? state.current.groups : [];
+  GROUP_OF = new Map(current.flatMap((g) => g.syllables.map((k) => [k, g.name])));
+  const box = document.getElementById("groups-current");
+  box.replaceChildren(current.length
+    ? h("p", {}, `Version ${state.current.version}: `, ...current.flatMap((g, i) => [i ? "; " : "",
+      h("strong", {}, g.name), ` = ${g.syllables.map((k) => labels.get(k) || `syllable ${k}`).join(" + ")}`]))
+    : h("p", { class: "muted" }, "No syllables are grouped."));
+  document.getElementById("group-undo").disabled = !state.current;
+  const list = document.getElementById("group-suggestions");
+  list.replaceChildren(...(suggestions.length ? suggestions.map((s) => {
+    const button = h("button", { type: "button", class: "small secondary" }, "Group these");
+    button.addEventListener("click", () => {
+      document.getElementById("group-syllables").value = s.syllables.join(", ");
+      document.getElementById("group-name").focus();
+    });
+    return h("li", {}, h("strong", {}, s.labels.join(" + ")), ` (#${s.syllables.join(", #")}): ${s.reason} `, button);
+  }) : [h("li", { class: "muted" }, "No pair of syllables stands out as alike.")]));
+  for (const el of document.querySelectorAll(".syllable-card")) {
+    const name = GROUP_OF.get(Number(el.dataset.syllableIndex));
+    el.querySelector(".group-badge")?.remove();
+    if (name) el.querySelector(".row").append(h("span", { class: "badge group-badge", title: "grouped" }, `in ${name}`));
+  }
+  return state;
+}
+
+function installGroupForm(labels) {
+  const form = document.getElementById("group-form");
+  const note = document.getElementById("groups-message");
+  const say = (text, kind) => { note.textContent = text; note.className = `notice ${kind}`; };
+  const send = async (method, url, body, done) => {
+    try {
+      await api(method, url, body);
+      const state = await loadGroups(labels);
+      say(done(state), "ok");
+    } catch (err) {
+      say(err.message, "error");
+    }
+  };
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const name = document.getElementById("group-name").value.trim();
+    const syllables = document.getElementById("group-syllables").value.split(/[^0-9]+/).filter(Boolean).map(Number);
+    const others = [];
+    for (const [k, group] of GROUP_OF) {
+      if (group === name || syllables.includes(k)) continue;
+      const g = others.find((o) => o.name === group);
+      if (g) g.syllables.push(k); else others.push({ name: group, syllables: [k] });
+    }
+    const previous = [...GROUP_OF].filter(([, g]) => g === name).map(([k]) => k);
+    const merged = [...new Set([...previous, ...syllables])];
+    send("POST", `/api/models/${MODEL}/groupings`, { groups: [...others.filter((o) => o.syllables.length > 1), { name, syllables: merged }] },
+      (state) => `Grouped as “${name}” (version ${state.current.version}).`);
+  });
+  document.getElementById("group-undo").addEventListener("click", () =>
+    send("POST", `/api/models/${MODEL}/groupings/undo`, undefined,
+      (state) => (state.current ? `Back to version ${state.current.version}.` : "No syllables are grouped now.")));
+}
+
 function card(s) {
   const status = h("div", { class: "saved", "data-save-status": "" });
   const name = h("input", { type: "text", class: "name-input", value: s.name, placeholder: s.label || `syllable ${s.index}`,
@@ -95,6 +161,9 @@ async function main() {
     .sort((a, b) => b.usage - a.usage);
   const cards = syllables.map(card);
   document.getElementById("gallery").replaceChildren(...cards.map((c) => c.el));
+  const labels = new Map((model.syllables || []).map((s) => [s.index, s.label]));
+  installGroupForm(labels);
+  await loadGroups(labels);
   if (!cards.length) box.textContent = "No syllable of this model is used in any session yet.";
   // Histograms after the cards are in the page, so Plotly sizes them.
   for (const { hist, s } of cards) {

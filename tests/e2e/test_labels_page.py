@@ -127,3 +127,40 @@ def test_gallery_shows_kinematics_per_syllable(
     # The saline cohort's mouse moves at 40 px/s in every frame: 10 cm/s at 4 px per cm.
     assert "speed 10 cm/s" in line, line
     screenshot(page, "gallery-kinematics")
+
+
+def test_grouping_syllables_in_the_gallery_changes_the_viewer_and_undoes(
+    server: LiveServer, experiment: dict[str, Any], page: Any
+) -> None:
+    gallery = f"{server.url}/models/{experiment['model']}/syllables"
+    page.goto(gallery)
+    page.wait_for_selector("body[data-ready='true']")
+    page.wait_for_selector("#group-suggestions li")
+    assert "No syllables are grouped" in page.inner_text("#groups-current")
+    assert "median bout" in page.inner_text("#group-suggestions")
+    page.fill("#group-name", "walk")
+    page.fill("#group-syllables", "1, 2")
+    page.click("#group-form button[type=submit]")
+    page.wait_for_selector("#groups-message.ok")
+    assert "version 1" in page.inner_text("#groups-message")
+    assert page.inner_text("#syllable-1 .group-badge") == "in walk"
+    assert page.inner_text("#syllable-2 .group-badge") == "in walk"
+    screenshot(page, "gallery-groups")
+
+    session = experiment["sessions"][0]
+    page.goto(f"{server.url}/sessions/{session}")
+    page.wait_for_selector("#ethogram[data-ready='true']")
+    legend = page.inner_text("#legend")
+    assert "walk" in legend and "syllable 2" not in legend
+    screenshot(page, "viewer-grouped")
+
+    page.goto(gallery)
+    page.wait_for_selector("body[data-ready='true']")
+    page.wait_for_selector("#group-suggestions li")
+    page.click("#group-undo")
+    page.wait_for_selector("#groups-message.ok")
+    assert "No syllables are grouped now" in page.inner_text("#groups-message")
+    assert page.locator(".group-badge").count() == 0
+    page.goto(f"{server.url}/sessions/{session}")
+    page.wait_for_selector("#ethogram[data-ready='true']")
+    assert "syllable 2" in page.inner_text("#legend")
