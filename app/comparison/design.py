@@ -24,6 +24,7 @@ from app.experiments.models import Cohort, Experiment, Subject, VideoSession
 from app.syllables import groupings
 from app.syllables import service as syllables
 from app.syllables.groupings import Grouping
+from app.syllables.kinematics import kinematic_scales
 from app.syllables.models import Bout, Segmentation, SyllableModel
 
 ALPHA = 0.05
@@ -59,6 +60,18 @@ class Animal:
     speed_sum: float = 0.0
     speed_frames: int = 0
     sessions: list[VideoSession] = field(default_factory=list)
+    # Per syllable: sums and frame counts of speed, |turning| and body length (in the design's
+    # kinematics unit), for the animal's means within each syllable.
+    motion_sums: np.ndarray | None = None  # (3, K)
+    motion_frames: np.ndarray | None = None  # (3, K)
+
+    def motion_means(self) -> np.ndarray | None:
+        """(3, K) mean speed (unit/s), |turning rate| (deg/s), body length (unit) per syllable;
+        NaN where the animal has no tracked frame of the syllable."""
+        if self.motion_sums is None or self.motion_frames is None:
+            return None
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(self.motion_frames > 0, self.motion_sums / self.motion_frames, np.nan)
 
     @property
     def usage(self) -> np.ndarray:
@@ -96,6 +109,7 @@ class Design:
     sessions_per_cohort: dict[str, int]
     warnings: list[str] = field(default_factory=list)
     grouping: Grouping | None = None  # the lab's grouping of syllables in force
+    kinematics_unit: str = "px"  # of the animals' motion per syllable: cm, body lengths or px
 
     @property
     def groups(self) -> np.ndarray:
@@ -164,6 +178,10 @@ def load_design(
             db, [s.id for s in segmentations.values()]
         ).items()
     }
+    unit, scales = kinematic_scales(
+        [v for v, _ in rows if v.id in segmentations], experiment.px_per_cm
+    )
+    scale_of = dict(zip([v.id for v, _ in rows if v.id in segmentations], scales, strict=True))
     animals: dict[int, Animal] = {}
     missing: list[int] = []
     sessions_per_cohort: dict[str, int] = defaultdict(int)
@@ -192,8 +210,9 @@ def load_design(
         sessions_per_cohort[cohort] += 1
         animal.sessions.append(session)
         fps = session.fps or 30.0
-        _add_session(animal, seg, by_segmentation.get(seg.id, np.zeros((0, 5))), fps)
-        if not _add_locomotion(animal, session, storage):
+        bouts = by_segmentation.get(seg.id, np.zeros((0, 5)))
+        _add_session(animal, seg, bouts, fps)
+        if not _add_locomotion(animal, session, storage, bouts, scale_of[session.id]):
             no_features += 1
     if missing:
         shown = ", ".join(str(i) for i in missing[:10]) + (" …" if len(missing) > 10 else "")
@@ -222,7 +241,7 @@ def load_design(
         )
     ordered = sorted(animals.values(), key=lambda a: (chosen.index(a.cohort), a.subject.name))
     design = Design(
-        experiment, model, chosen, ordered, dict(sessions_per_cohort), warnings, grouping
+        experiment, model, chosen, ordered, dict(sessions_per_cohort), warnings, grouping, unit
     )
     _design_warnings(design)
     return design
@@ -275,9 +294,12 @@ def _add_session(animal: Animal, seg: Segmentation, bouts: np.ndarray, fps: floa
         animal.durations[label].append(float(d))
 
 
-def _add_locomotion(animal: Animal, session: VideoSession, storage: Storage | None) -> bool:
+def _add_locomotion(
+    animal: Animal, session: VideoSession, storage: Storage | None, bouts: np.ndarray, scale: float
+) -> bool:
     """Distance (px, path length of the body centre) and speed (px/s) from the session's
-    tracking; False when it has none."""
+    tracking, and its motion within each syllable (``scale`` px per kinematics unit); False
+    when it has no tracking."""
     if storage is None or not session.features_path:
         return False
     from model.features import load
@@ -295,6 +317,20 @@ def _add_locomotion(animal: Animal, session: VideoSession, storage: Storage | No
     finite = np.isfinite(speed)
     animal.speed_sum += float(speed[finite].sum())
     animal.speed_frames += int(finite.sum())
+    k = len(animal.frames_in)
+    if animal.motion_sums is None or animal.motion_frames is None:
+        animal.motion_sums, animal.motion_frames = np.zeros((3, k)), np.zeros((3, k))
+    labels = np.full(len(speed), -1, dtype=np.int64)
+    for start, end, syllable in bouts[:, :3].astype(np.int64):
+        labels[start:end] = syllable
+    n = len(speed)
+    turning = np.asarray(features.scalars.get("angular_velocity", np.full(n, np.nan)))[:n]
+    length = np.asarray(features.scalars.get("body_length", np.full(n, np.nan)))[:n]
+    values = (speed / scale, np.degrees(np.abs(turning)), length / scale)
+    for row, v in enumerate(values):
+        ok = np.isfinite(v) & (labels >= 0) & (labels < k)
+        np.add.at(animal.motion_sums[row], labels[ok], v[ok])
+        np.add.at(animal.motion_frames[row], labels[ok], 1)
     return True
 
 

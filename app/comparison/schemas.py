@@ -22,6 +22,13 @@ class AnimalSummary(BaseModel):
     mean_duration_s: list[float | None]
     distance_px: float | None = Field(None, description="path length of the body centre")
     mean_speed_px_s: float | None = None
+    speed_in_syllable: list[float | None] = Field(
+        default_factory=list, description="mean speed within each syllable (kinematics_unit/s)"
+    )
+    turning_deg_s_in_syllable: list[float | None] = Field(default_factory=list)
+    body_length_in_syllable: list[float | None] = Field(
+        default_factory=list, description="mean body length within each syllable"
+    )
 
 
 class PairwiseResult(BaseModel):
@@ -183,3 +190,6 @@ class ComparisonPublic(BaseModel):
         "frame rate, tracking quality) compared between cohorts",
     )
     methods: str
+    kinematics_unit: str = Field(
+        "px", description="of the animals' motion per syllable: cm, body lengths or px"
+    )

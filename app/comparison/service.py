@@ -122,6 +122,7 @@ def compare_design(db: Session, design: Design, *, alpha: float = ALPHA) -> Comp
         experiment_id=design.experiment.id,
         model_id=model.id,
         model_version=model.version,
+        kinematics_unit=design.kinematics_unit,
         cohorts=[
             CohortSummary(
                 name=c,
@@ -150,6 +151,18 @@ def compare_design(db: Session, design: Design, *, alpha: float = ALPHA) -> Comp
     return out
 
 
+def _motion_lists(a: Animal) -> dict[str, list[float | None]]:
+    means = a.motion_means()
+    if means is None:
+        return {}
+    as_list = [[None if not np.isfinite(v) else round(float(v), 4) for v in row] for row in means]
+    return dict(
+        speed_in_syllable=as_list[0],
+        turning_deg_s_in_syllable=as_list[1],
+        body_length_in_syllable=as_list[2],
+    )
+
+
 def _animal_public(a: Animal) -> AnimalSummary:
     def maybe(values: list[float], fn: Any) -> float | None:
         return round(float(fn(values)), 4) if values else None
@@ -168,6 +181,7 @@ def _animal_public(a: Animal) -> AnimalSummary:
         mean_duration_s=[maybe(d, np.mean) for d in a.durations],
         distance_px=None if a.distance_px is None else round(a.distance_px, 2),
         mean_speed_px_s=None if a.mean_speed is None else round(a.mean_speed, 3),
+        **_motion_lists(a),
     )
 
 

@@ -29,8 +29,14 @@ USAGE_COLUMNS = [
     "subject_id", "subject", "cohort", "sex", "age", "genotype", "sessions", "session_ids",
     "frames", "duration_s", "model_version", "syllable", "syllable_name", "usage_fraction",
     "bouts", "bouts_per_min", "median_duration_s", "mean_duration_s", "distance_px",
-    "mean_speed_px_s",
+    "mean_speed_px_s", "kinematics_unit", "speed_in_syllable", "turning_deg_s_in_syllable",
+    "body_length_in_syllable",
 ]  # fmt: skip
+
+
+def _at(values: list[float | None], i: int) -> float | str:
+    value = values[i] if i < len(values) else None
+    return "" if value is None else value
 
 
 def usage_csv(design: Design, result: ComparisonPublic) -> str:
@@ -49,7 +55,9 @@ def usage_csv(design: Design, result: ComparisonPublic) -> str:
                     len(a.session_ids), ";".join(map(str, a.session_ids)), a.frames,
                     a.duration_s, result.model_version, i, label, a.usage[i], a.bouts[i],
                     a.bouts_per_min[i], a.median_duration_s[i], a.mean_duration_s[i],
-                    a.distance_px, a.mean_speed_px_s,
+                    a.distance_px, a.mean_speed_px_s, result.kinematics_unit,
+                    _at(a.speed_in_syllable, i), _at(a.turning_deg_s_in_syllable, i),
+                    _at(a.body_length_in_syllable, i),
                 ]  # fmt: skip
 
     return _csv(rows())

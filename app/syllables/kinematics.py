@@ -75,10 +75,12 @@ def summarise(sessions: Sequence[SessionMotion], unit: str, *, seed: int = 0) ->
     return out
 
 
-def _scales(sessions: list[VideoSession], experiment: Experiment | None) -> tuple[str, list[float]]:
-    """The unit every session can be put in, and each session's pixels per that unit."""
-    default = experiment.px_per_cm if experiment else None
-    cm = [s.px_per_cm or default for s in sessions]
+def kinematic_scales(
+    sessions: Sequence[VideoSession], default_px_per_cm: float | None
+) -> tuple[str, list[float]]:
+    """The unit every session can be put in (cm, body lengths, px), and each session's pixels
+    per that unit; ``default_px_per_cm`` is the experiment's scale."""
+    cm = [s.px_per_cm or default_px_per_cm for s in sessions]
     if all(cm):
         return "cm", [float(c) for c in cm if c]
     from model.body import body_scale
@@ -110,7 +112,8 @@ def model_kinematics(db: Session, storage: Storage, model: SyllableModel) -> Syl
         .order_by(VideoSession.id)
     ).all()
     sessions = [session for _seg, session in rows]
-    unit, scales = _scales(sessions, db.get(Experiment, model.experiment_id))
+    experiment = db.get(Experiment, model.experiment_id)
+    unit, scales = kinematic_scales(sessions, experiment.px_per_cm if experiment else None)
     motions = []
     for (segmentation, session), scale in zip(rows, scales, strict=True):
         try:

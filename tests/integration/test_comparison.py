@@ -257,6 +257,11 @@ def test_csv_exports(client_and_db):
         if row["cohort"] == "saline":
             assert row["sessions"] == "2" and row["frames"] == "6000"
     assert len(by_animal) == 8 and all(abs(v - 1) < 1e-4 for v in by_animal.values())
+    # Motion within each syllable, per animal: these mice move at their cohort's constant speed
+    # (no scale, no body size recorded: in video pixels).
+    assert {r["kinematics_unit"] for r in rows} == {"px"}
+    speeds = {(r["cohort"], float(r["speed_in_syllable"])) for r in rows if r["speed_in_syllable"]}
+    assert speeds == {("saline", 40.0), ("drug", 60.0)}
 
     stats_rows = list(csv.DictReader(io.StringIO(client.get(f"{base}/statistics.csv").text)))
     assert {r["syllable"] for r in stats_rows} == {str(k) for k in range(STATES)}
