@@ -23,13 +23,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from types import ModuleType
 from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from model.hmm import HMMResult, forward_backward, log_normalizer
+from model import hmm as sequential_hmm
+from model import hmm_parallel
+from model.hmm import HMMResult
 from model.kalman import KalmanResult, kalman_smoother, second_moments
 from model.networks import Decoder, Encoder
 from model.priors import (
@@ -46,6 +49,13 @@ from model.priors import (
 )
 
 _LOG_2PI = math.log(2.0 * math.pi)
+
+
+def hmm_passes(device: torch.device) -> ModuleType:
+    """The HMM message passing for a device: on an accelerator the parallel-in-time scans
+    (O(log T) sequential steps; :mod:`model.hmm_parallel`, tested equal on CPU), on a CPU the
+    sequential recursion, which does less work."""
+    return hmm_parallel if device.type == "cuda" else sequential_hmm
 
 
 @dataclass
@@ -284,7 +294,7 @@ def mean_field(
         for sweeps in range(1, max_sweeps + 1):  # noqa: B007 - sweeps is reported
             kal, _, _ = _smooth(R, r, w, ex)
             L = node_log_potentials(kal, ex.dynamics)
-            hmm = forward_backward(ex.log_pi0, ex.log_trans, L)
+            hmm = hmm_passes(L.device).forward_backward(ex.log_pi0, ex.log_trans, L)
             delta = (hmm.gamma - w).abs().max().item()
             w = hmm.gamma
             if delta < tol:
@@ -320,7 +330,7 @@ def local_posterior(
                                        max_sweeps=max_sweeps, tol=tol)
     kal, _, log_zx = _smooth(R, r, gamma, ex, num_samples=num_samples, generator=generator)
     L = node_log_potentials(kal, ex.dynamics)
-    log_zz = log_normalizer(ex.log_pi0, ex.log_trans, L)
+    log_zz = hmm_passes(L.device).log_normalizer(ex.log_pi0, ex.log_trans, L)
     kl = psi_expectation(R, r, kal) - log_zx + (gamma * L).sum((1, 2)) - log_zz
     return LocalPosterior(gamma, hmm.pair_counts, kal, L, kl, sweeps)
 
