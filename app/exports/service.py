@@ -235,8 +235,11 @@ def experiment_zip(db: Session, storage: Storage, experiment: Experiment) -> Ite
         )
         if model is not None:
             stats = syllables.syllable_statistics(db, model.id)
+            grouping = groupings.current(db, model.id)
+            groups = grouping.groups if grouping else []
+            group_of = {k: name for name, members in groups for k in members}
             table: list[list[Any]] = [
-                ["syllable", "name", "description", "usage", "bouts", "median_duration_s"]
+                ["syllable", "name", "description", "usage", "bouts", "median_duration_s", "group"]
             ]
             for s in model.syllables:
                 st = stats.get(s.index, {})
@@ -248,6 +251,7 @@ def experiment_zip(db: Session, storage: Storage, experiment: Experiment) -> Ite
                         round(st.get("usage", 0.0), 6),
                         st.get("bout_count", 0),
                         st.get("median_duration_s", ""),
+                        group_of.get(s.index, ""),
                     ]
                 )
             zf.writestr("syllables.csv", _csv_text(table))
@@ -264,6 +268,16 @@ def experiment_zip(db: Session, storage: Storage, experiment: Experiment) -> Ite
                         "version": model.version,
                         "states": model.states,
                         "id": model.id,
+                        # Session CSVs show each group under its smallest syllable's index.
+                        "grouping": None
+                        if grouping is None
+                        else {
+                            "version": grouping.version,
+                            "groups": [
+                                {"name": n, "syllables": members}
+                                for n, members in grouping.groups
+                            ],
+                        },
                         "sessions_segmented": [s.id for s in segmented],
                         "sessions_not_yet_segmented": sorted(
                             {s.id for s in experiment.sessions} - {s.id for s in segmented}

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import zipfile
 from typing import Any
 
 import pytest
@@ -63,6 +65,12 @@ def test_group_view_export_compare_and_undo(client_and_db) -> None:
     assert not any(s["significant"] for s in grouped["syllables"])
     assert "grouping version 1: 'explore' = syllables 1 + 2" in grouped["methods"]
     assert _stored_bouts(factory) == stored  # nothing stored was rewritten
+    archive = client.get(f"/api/experiments/{eid}/export.zip")
+    with zipfile.ZipFile(io.BytesIO(archive.content)) as zf:
+        meta = json.loads(zf.read("model.json"))
+        table = list(csv.DictReader(io.StringIO(zf.read("syllables.csv").decode())))
+    assert meta["grouping"] == {"version": 1, "groups": [{"name": "explore", "syllables": [1, 2]}]}
+    assert [r["group"] for r in table[:4]] == ["", "explore", "explore", ""]
 
     # A second version, then undo: back to version 1, then to no grouping at all.
     two = client.post(
