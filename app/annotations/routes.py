@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Response, UploadFile, status
+from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
 
 from app.annotations import service
 from app.annotations.models import Annotation
@@ -15,6 +15,8 @@ from app.experiments import service as experiments
 from app.uploads.validation import clean_filename
 
 router = APIRouter(prefix="/api", tags=["labels and agreement"])
+# A model id as the database stores it (a 4-byte integer on PostgreSQL).
+ModelId = Annotated[int | None, Query(ge=1, le=2**31 - 1, description="default: newest ready")]
 
 
 def annotation_public(annotation: Annotation) -> AnnotationPublic:
@@ -96,7 +98,7 @@ def delete_annotation(annotation_id: int, db: DbSession) -> None:
 
 @router.get("/annotations/{annotation_id}/agreement")
 def annotation_agreement(
-    annotation_id: int, db: DbSession, model_id: int | None = None
+    annotation_id: int, db: DbSession, model_id: ModelId = None
 ) -> AgreementPublic:
     """This label file against a model's syllables (default: the newest ready model)."""
     annotation = service.get_annotation_or_raise(db, annotation_id)
@@ -105,7 +107,7 @@ def annotation_agreement(
 
 @router.get("/experiments/{experiment_id}/agreement")
 def experiment_agreement(
-    experiment_id: int, db: DbSession, model_id: int | None = None
+    experiment_id: int, db: DbSession, model_id: ModelId = None
 ) -> list[AgreementPublic]:
     """Per rater, all their labelled sessions pooled, against one model's syllables."""
     experiments.get_experiment_or_raise(db, experiment_id)

@@ -189,6 +189,8 @@ def test_agreement_needs_a_segmentation_by_that_model(make_app, tmp_path) -> Non
     assert missing.status_code == 404 and "has not been segmented by model v2" in missing.text
     foreign = client.get(f"/api/annotations/{made.json()['id']}/agreement?model_id=999999")
     assert foreign.status_code == 404
+    huge = client.get(f"/api/annotations/{made.json()['id']}/agreement?model_id={2**63}")
+    assert huge.status_code == 422  # no database integer: refused before any query
     assert client.get(f"/api/experiments/{eid}/agreement?model_id={other_id}").json() == []
     # An experiment without a ready model has nothing to compare yet: no error, no rows.
     fresh = client.post("/api/experiments", json={"name": "No model yet"}).json()["id"]
