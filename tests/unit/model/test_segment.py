@@ -43,7 +43,7 @@ def _true_globals(z: np.ndarray, x: np.ndarray, K: int):
 
 
 def test_chunked_matches_full_length_inference():
-    K, T = 3, 3000
+    K, T = 3, 1500
     z, x = sample_slds(T, states=K, latent_dim=2, seed=4)
     ex = expectations(_true_globals(z, x, K))
     rng = np.random.default_rng(0)
@@ -77,7 +77,7 @@ def test_chunked_matches_full_length_inference():
 def test_sweeps_stop_when_labels_settle_with_the_same_labels():
     """Segmenting stops sweeping once no label changes (default) and gives the labels that
     sweeping until the marginals converge gives (all but a few ambiguous frames)."""
-    K, T = 3, 3000
+    K, T = 3, 1500
     z, x = sample_slds(T, states=K, latent_dim=2, seed=4)
     ex = expectations(_true_globals(z, x, K))
     rng = np.random.default_rng(1)
