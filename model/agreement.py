@@ -65,10 +65,12 @@ def _decode(data: bytes | str) -> str:
     except UnicodeDecodeError:
         pass
     try:
-        return data.decode("utf-16")  # spreadsheet programs on Windows save this
+        if data[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in data[:200]:
+            return data.decode("utf-16")  # "Unicode text" as spreadsheet programs save it
+        return data.decode("cp1252")  # a spreadsheet's CSV in Western Europe
     except UnicodeDecodeError as exc:
         raise AnnotationError(
-            "the file is not text (UTF-8 or UTF-16): export the labels as CSV or TSV."
+            "the file is not text (UTF-8, UTF-16 or Windows-1252): export the labels as CSV or TSV."
         ) from exc
 
 
@@ -234,15 +236,22 @@ def _boris(
     )
     type_column = header_row[1][at_type]
     at_subject = header.index("subject") if "subject" in header else None
-    subjects = set()
+    subjects = {
+        cells[at_subject]
+        for _line, cells in rows
+        if at_subject is not None and at_subject < len(cells)
+    } - {""}
+    if len(subjects) > 1:
+        raise AnnotationError(
+            f"the file scores {len(subjects)} subjects ({', '.join(sorted(subjects))}); "
+            "a session is one animal: export one subject per file."
+        )
     open_events: dict[str, tuple[float, int]] = {}
     spans = []
     points = 0
     for line, cells in rows:
         kind = (cells[at_type] if at_type < len(cells) else "").upper()
         behaviour = cells[at_behaviour] if at_behaviour < len(cells) else ""
-        if at_subject is not None and at_subject < len(cells):
-            subjects.add(cells[at_subject])
         if kind == "POINT":
             points += 1
             continue
@@ -271,7 +280,14 @@ def _boris(
                     line=line,
                     column=type_column,
                 )
-            start, _start_line = open_events.pop(behaviour)
+            start, start_line = open_events.pop(behaviour)
+            if t < start:
+                raise AnnotationError(
+                    f"{behaviour!r} stops at {t} s, before it started ({start} s, line "
+                    f"{start_line}).",
+                    line=line,
+                    column="Time",
+                )
             if t > start:
                 spans.append((start, t, behaviour, line))
     if open_events:
@@ -281,11 +297,6 @@ def _boris(
             "and export again.",
             line=line,
         )
-    if len(subjects - {""}) > 1:
-        raise AnnotationError(
-            f"the file scores {len(subjects - {''})} subjects ({', '.join(sorted(subjects))}); "
-            "a session is one animal: export one subject per file."
-        )
     notes = [f"{points} point events have no duration and were left out."] if points else []
     return _from_spans(spans, times, "boris", notes)
 
@@ -293,15 +304,16 @@ def _boris(
 def _from_spans(
     spans: list[tuple[float, float, str, int]], times: np.ndarray, fmt: str, notes: list[str]
 ) -> HumanLabels:
-    duration = float(times[-1]) if len(times) else 0.0
+    step = float(np.median(np.diff(times))) if len(times) > 1 else 0.0
+    duration = float(times[-1]) + step if len(times) else 0.0  # the last frame's end
     # Seconds written with few decimals miss their frame by a hair (2/3 s as 0.667): a time up
     # to a quarter of a frame's interval after a frame counts as that frame's.
-    slack = 0.25 * float(np.median(np.diff(times))) if len(times) > 1 else 0.0
+    slack = 0.25 * step
     labels = np.full(len(times), UNSCORED, dtype=np.int64)
     owner = np.zeros(len(times), dtype=np.int64)  # the line that labelled each frame
     vocabulary = _Vocabulary()
     for start, end, name, line in spans:
-        if start > duration:
+        if start >= duration:
             raise AnnotationError(
                 f"the interval starts at {start} s, after the video ends ({duration:.2f} s). "
                 "Is this the file of another video?",
@@ -375,7 +387,10 @@ def agreement(
         kept_b.append(label[both])
         if syllable.size < 2:
             continue
-        change = np.flatnonzero(syllable[1:] != syllable[:-1]) + 1  # a change before frame i
+        # A change before frame i, between two segmented frames: a gap in the segmentation (no
+        # mouse) is no syllable boundary.
+        segmented = (syllable[1:] >= 0) & (syllable[:-1] >= 0)
+        change = np.flatnonzero(segmented & (syllable[1:] != syllable[:-1])) + 1
         close = np.zeros(syllable.size, dtype=bool)
         for d in range(-tolerance, tolerance + 1):
             idx = change + d

@@ -9,6 +9,7 @@ from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
 from app.annotations import service
 from app.annotations.models import Annotation
 from app.annotations.schemas import AgreementPublic, AnnotationPublic
+from app.core.downloads import attachment
 from app.core.errors import TooLarge
 from app.deps import DbSession, StorageDep
 from app.experiments import service as experiments
@@ -85,7 +86,7 @@ def annotation_file(annotation_id: int, db: DbSession) -> Response:
     return Response(
         annotation.source,
         media_type="application/octet-stream",
-        headers={"Content-Disposition": f'attachment; filename="{annotation.filename}"'},
+        headers=attachment(annotation.filename),
     )
 
 

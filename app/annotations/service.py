@@ -179,9 +179,10 @@ def experiment_agreement(
     db: Session, experiment_id: int, model_id: int | None = None
 ) -> list[AgreementResult]:
     """Per rater, every labelled session the model has segmented, pooled: behaviours are
-    matched by name across files. Raters are kept apart, so two people's labels of the same
-    session are two comparisons, never one double-counted table. Without a ready model there
-    is nothing to compare yet: an empty list."""
+    matched by name across files, and a rater's newest file of a session is the one counted.
+    Raters are kept apart (files without a rater form one group), so two people's labels of
+    the same session are two comparisons, never one double-counted table. Without a ready
+    model there is nothing to compare yet: an empty list."""
     if model_id is None and syllables.latest_ready_model(db, experiment_id) is None:
         return []
     model = _model_of(db, experiment_id, model_id)
@@ -191,8 +192,12 @@ def experiment_agreement(
         .where(VideoSession.experiment_id == experiment_id)
         .order_by(Annotation.id)
     ).all()
-    by_rater: dict[str, list[tuple[Annotation, VideoSession]]] = defaultdict(list)
+    # A rater's newest file of a session replaces their earlier ones (a corrected upload).
+    newest: dict[tuple[str, int], tuple[Annotation, VideoSession]] = {}
     for annotation, session in rows:
+        newest[(annotation.rater, session.id)] = (annotation, session)
+    by_rater: dict[str, list[tuple[Annotation, VideoSession]]] = defaultdict(list)
+    for annotation, session in newest.values():
         by_rater[annotation.rater].append((annotation, session))
     results = []
     for rater, items in sorted(by_rater.items()):

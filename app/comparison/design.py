@@ -24,7 +24,7 @@ from app.experiments.models import Cohort, Experiment, Subject, VideoSession
 from app.syllables import groupings
 from app.syllables import service as syllables
 from app.syllables.groupings import Grouping
-from app.syllables.kinematics import kinematic_scales
+from app.syllables.kinematics import kinematic_scales, motion_scalars
 from app.syllables.models import Bout, Segmentation, SyllableModel
 
 ALPHA = 0.05
@@ -320,13 +320,14 @@ def _add_locomotion(
     k = len(animal.frames_in)
     if animal.motion_sums is None or animal.motion_frames is None:
         animal.motion_sums, animal.motion_frames = np.zeros((3, k)), np.zeros((3, k))
-    labels = np.full(len(speed), -1, dtype=np.int64)
-    for start, end, syllable in bouts[:, :3].astype(np.int64):
-        labels[start:end] = syllable
     n = len(speed)
-    turning = np.asarray(features.scalars.get("angular_velocity", np.full(n, np.nan)))[:n]
-    length = np.asarray(features.scalars.get("body_length", np.full(n, np.nan)))[:n]
-    values = (speed / scale, np.degrees(np.abs(turning)), length / scale)
+    labels = syllables.labels_from_bouts(bouts[:, :3].astype(np.int64), n)
+    motion = motion_scalars(features, n)
+    values = (
+        motion["speed"] / scale,
+        np.degrees(np.abs(motion["angular_velocity"])),
+        motion["body_length"] / scale,
+    )
     for row, v in enumerate(values):
         ok = np.isfinite(v) & (labels >= 0) & (labels < k)
         np.add.at(animal.motion_sums[row], labels[ok], v[ok])

@@ -15,6 +15,7 @@ from app.accounts.deps import API_ACCESS, PAGE_ACCESS
 from app.comparison import design as designs
 from app.comparison import pages, service
 from app.comparison.schemas import ComparisonPublic
+from app.core.downloads import attachment
 from app.deps import DbSession, StorageDep
 from app.exports import comparison_csv
 
@@ -54,7 +55,7 @@ def _csv_response(text: str, name: str) -> Response:
     return Response(
         text,
         media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        headers=attachment(name),
     )
 
 

@@ -10,15 +10,12 @@ from fastapi import APIRouter
 from fastapi.responses import FileResponse, StreamingResponse
 from starlette.background import BackgroundTask
 
+from app.core.downloads import attachment
 from app.deps import DbSession, StorageDep
 from app.experiments import service as experiments
 from app.exports import service
 
 router = APIRouter(prefix="/api", tags=["exports"])
-
-
-def _attachment(name: str) -> dict[str, str]:
-    return {"Content-Disposition": f'attachment; filename="{name}"'}
 
 
 @router.get("/sessions/{session_id}/ethogram.csv", response_class=StreamingResponse)
@@ -27,7 +24,7 @@ def ethogram_csv(session_id: int, db: DbSession, storage: StorageDep) -> Streami
     chunks = service.ethogram_csv(db, storage, session)
     stem = session.original_filename.rsplit(".", 1)[0]
     return StreamingResponse(
-        chunks, media_type="text/csv", headers=_attachment(f"{stem}.ethogram.csv")
+        chunks, media_type="text/csv", headers=attachment(f"{stem}.ethogram.csv")
     )
 
 
@@ -36,9 +33,7 @@ def bouts_csv(session_id: int, db: DbSession, storage: StorageDep) -> StreamingR
     session = experiments.get_session_or_raise(db, session_id)
     chunks = service.bouts_csv(db, storage, session)
     stem = session.original_filename.rsplit(".", 1)[0]
-    return StreamingResponse(
-        chunks, media_type="text/csv", headers=_attachment(f"{stem}.bouts.csv")
-    )
+    return StreamingResponse(chunks, media_type="text/csv", headers=attachment(f"{stem}.bouts.csv"))
 
 
 @router.get("/sessions/{session_id}/bouts.boris.csv", response_class=StreamingResponse)
@@ -47,9 +42,7 @@ def boris_csv(session_id: int, db: DbSession, storage: StorageDep) -> StreamingR
     session = experiments.get_session_or_raise(db, session_id)
     chunks = service.boris_csv(db, storage, session)
     stem = session.original_filename.rsplit(".", 1)[0]
-    return StreamingResponse(
-        chunks, media_type="text/csv", headers=_attachment(f"{stem}.boris.csv")
-    )
+    return StreamingResponse(chunks, media_type="text/csv", headers=attachment(f"{stem}.boris.csv"))
 
 
 @router.get("/sessions/{session_id}/session.nwb", response_class=FileResponse)
@@ -79,5 +72,5 @@ def experiment_zip(experiment_id: int, db: DbSession, storage: StorageDep) -> St
     return StreamingResponse(
         service.experiment_zip(db, storage, experiment),
         media_type="application/zip",
-        headers=_attachment(f"experiment_{experiment.id}.zip"),
+        headers=attachment(f"experiment_{experiment.id}.zip"),
     )

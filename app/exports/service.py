@@ -144,6 +144,9 @@ def session_nwb(
     subject = session.subject
     experiment = db.get(Experiment, session.experiment_id)
     scalars = {k: np.asarray(v, dtype=np.float64)[:n] for k, v in features.scalars.items()}
+    # Bouts within the frames both the segmentation and the tracking have.
+    kept = bouts[bouts[:, 0] < n].copy()
+    kept[:, 1] = np.minimum(kept[:, 1], n)
     record = SessionRecord(
         session_id=session.id,
         filename=session.original_filename,
@@ -161,8 +164,8 @@ def session_nwb(
         y=scalars.get("y", np.full(n, np.nan)),
         heading=scalars.get("heading", np.full(n, np.nan)),
         syllable=syllables.labels_from_bouts(bouts, segmentation.frame_count)[:n],
-        bouts=bouts,
-        bout_ends_s=bout_end_times(times, bouts[:, 1], features.fps),
+        bouts=kept,
+        bout_ends_s=bout_end_times(times[:n], kept[:, 1], features.fps),
         names=names,
     )
     write_session_nwb(record, path)
@@ -274,8 +277,7 @@ def experiment_zip(db: Session, storage: Storage, experiment: Experiment) -> Ite
                         else {
                             "version": grouping.version,
                             "groups": [
-                                {"name": n, "syllables": members}
-                                for n, members in grouping.groups
+                                {"name": n, "syllables": members} for n, members in grouping.groups
                             ],
                         },
                         "sessions_segmented": [s.id for s in segmented],

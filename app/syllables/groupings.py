@@ -53,9 +53,9 @@ def group_labels(labels: np.ndarray, grouping: Grouping | None, states: int) -> 
 
 
 def group_bouts(bouts: np.ndarray, grouping: Grouping | None, states: int, column: int = 2):
-    """Bouts (rows of start_frame, end_frame, syllable[, ...]) as units: the syllable column
-    mapped, and adjacent bouts of one unit joined (first start, last end; any further columns
-    of the last row are its end, such as end_s)."""
+    """Bouts (rows of start_frame, end_frame, syllable[, start_s, end_s]) as units: the
+    syllable column mapped, and adjacent bouts of one unit joined (the first bout's start, the
+    last bout's end_frame and, with five columns, its end_s)."""
     if grouping is None or len(bouts) == 0:
         return bouts
     out = np.array(bouts, copy=True)

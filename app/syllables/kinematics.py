@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 from sqlalchemy import select
@@ -17,6 +18,9 @@ from app.core.storage import Storage
 from app.experiments.models import Experiment, VideoSession
 from app.syllables import service as syllables
 from app.syllables.models import Segmentation, SyllableModel
+
+if TYPE_CHECKING:
+    from model.features import Features
 
 # Frames per syllable kept for the medians: enough for three significant digits, bounded
 # memory for hours of video.
@@ -91,14 +95,20 @@ def kinematic_scales(
     return "px", [1.0] * len(sessions)
 
 
-def _scalars(scalars: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
-    """The first ``n`` frames of each motion scalar; NaN for one the session lacks."""
-    return {
-        name: np.asarray(scalars[name], dtype=np.float64)[:n]
-        if name in scalars
-        else np.full(n, np.nan)
-        for name in ("speed", "angular_velocity", "body_length")
-    }
+def motion_scalars(features: Features, n: int) -> dict[str, np.ndarray]:
+    """The first ``n`` frames of speed, angular velocity and body length; NaN for a scalar the
+    session lacks and on frames without the mouse (tracking fills those, so they would count
+    as standing still)."""
+    quality = np.asarray(features.quality)[:n]
+    names = list(features.quality_names)
+    lost = quality == names.index("no_mouse") if "no_mouse" in names else np.zeros(n, bool)
+    out = {}
+    for name in ("speed", "angular_velocity", "body_length"):
+        value = features.scalars.get(name)
+        v = np.full(n, np.nan) if value is None else np.array(value[:n], dtype=np.float64)
+        v[: len(lost)][lost] = np.nan
+        out[name] = v
+    return out
 
 
 def model_kinematics(db: Session, storage: Storage, model: SyllableModel) -> SyllableKinematics:
@@ -123,7 +133,7 @@ def model_kinematics(db: Session, storage: Storage, model: SyllableModel) -> Syl
         bouts = syllables.session_bouts(db, segmentation.id)
         labels = syllables.labels_from_bouts(bouts, segmentation.frame_count)
         n = min(len(labels), features.n_frames)
-        scalar = _scalars(features.scalars, n)
+        scalar = motion_scalars(features, n)
         motions.append(
             SessionMotion(
                 syllable=labels[:n],

@@ -41,7 +41,9 @@ export function renderAgreement(el, data) {
   const text = z.map((row, j) => row.map((v, i) => `${data.contingency[i][j]} frames (${pct(v)} of ${data.behaviours[j]})`));
   if (typeof Plotly === "undefined") return;
   Plotly.react(chart, [{
-    type: "heatmap", z, x: data.syllable_labels, y: data.behaviours, text, hoverinfo: "text+x+y",
+    // "#3 groom": two syllables the lab named alike stay two columns.
+    type: "heatmap", z, x: data.syllables.map((k, i) => `#${k} ${data.syllable_labels[i]}`), y: data.behaviours,
+    text, hoverinfo: "text+x+y",
     colorscale: "Blues", reversescale: true, zmin: 0, zmax: 1, colorbar: { title: { text: "share" }, thickness: 12 },
   }], baseLayout({ margin: { l: 110, r: 20, t: 10, b: 90 }, xaxis: { type: "category", tickangle: -40 }, yaxis: { type: "category", autorange: "reversed" } }), CONFIG);
 }
@@ -82,9 +84,13 @@ export function initSessionLabels(sessionId) {
       remove.addEventListener("click", async (event) => {
         event.stopPropagation();
         if (!confirm(`Remove ${a.filename}? The syllables are not affected.`)) return;
-        await api("DELETE", `/api/annotations/${a.id}`);
-        say(`${a.filename} removed.`, "ok");
-        load();
+        try {
+          await api("DELETE", `/api/annotations/${a.id}`);
+          say(`${a.filename} removed.`, "ok");
+          load();
+        } catch (err) {
+          say(`${a.filename} was not removed: ${err.message}`, "error");
+        }
       });
       const row = h("tr", { dataset: { id: a.id }, class: "clickable", title: "show the agreement" },
         h("td", {}, a.filename), h("td", {}, a.rater || "–"),

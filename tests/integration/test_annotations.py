@@ -120,9 +120,10 @@ def test_the_true_labels_reproduce_the_projects_own_scores(client, tmp_path) -> 
 
     # Labels never touch the segmentation, and go without a trace of it.
     assert client.get(f"/api/sessions/{sid}/bouts.csv").text == bouts_before
-    assert client.get(f"/api/annotations/{body['id']}/file").content == (
-        tmp_path / "truth.csv"
-    ).read_bytes()
+    assert (
+        client.get(f"/api/annotations/{body['id']}/file").content
+        == (tmp_path / "truth.csv").read_bytes()
+    )
     assert client.delete(f"/api/annotations/{body['id']}").status_code == 204
     assert client.get(f"/api/sessions/{sid}/annotations").json() == []
     assert client.get(f"/api/sessions/{sid}/bouts.csv").text == bouts_before
@@ -157,7 +158,16 @@ def test_raters_are_pooled_over_sessions_but_kept_apart_and_exported(client) -> 
         assert upload(client, sid, "ana.csv", intervals(truth), "Ana").status_code == 201
     assert upload(client, first, "ben.csv", intervals(truth1), "Ben").status_code == 201
 
+    # Ana corrects her file of the first session: the newest one counts, once.
+    fixed = upload(client, first, "行動 v2.csv", intervals(truth1), "Ana").json()
+    download = client.get(f"/api/annotations/{fixed['id']}/file")
+    assert download.status_code == 200
+    assert "filename*=UTF-8''%E8%A1%8C%E5%8B%95%20v2.csv" in download.headers["content-disposition"]
+
     pooled = {r["rater"]: r for r in client.get(f"/api/experiments/{eid}/agreement").json()}
+    assert (
+        fixed["id"] in pooled["Ana"]["annotation_ids"] and len(pooled["Ana"]["annotation_ids"]) == 2
+    )
     assert pooled["Ana"]["session_ids"] == [first, second]
     assert pooled["Ana"]["frames"] == truth1.n_frames + truth2.n_frames
     assert pooled["Ben"]["session_ids"] == [first] and pooled["Ben"]["frames"] == truth1.n_frames
@@ -169,7 +179,7 @@ def test_raters_are_pooled_over_sessions_but_kept_apart_and_exported(client) -> 
     archive = client.get(f"/api/experiments/{eid}/export.zip")
     with zipfile.ZipFile(io.BytesIO(archive.content)) as zf:
         labels = sorted(n for n in zf.namelist() if n.startswith("annotations/"))
-        assert len(labels) == 3 and any("_Ben_" in n for n in labels)
+        assert len(labels) == 4 and any("_Ben_" in n for n in labels)  # every file, as uploaded
         assert zf.read(labels[0]).startswith(b"start_s,end_s,behaviour")
         exported = {r["rater"]: r for r in json.loads(zf.read("agreement.json"))}
     assert exported["Ana"]["ari"] == pytest.approx(pooled["Ana"]["ari"], abs=1e-12)

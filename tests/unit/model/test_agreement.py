@@ -187,3 +187,34 @@ def test_the_boris_export_of_bouts_reads_back_as_the_same_frames() -> None:
     read = parse_annotations(text, times=times)
     assert read.format == "boris"
     assert [read.behaviours[k] for k in read.labels] == [names[int(k)] for k in labels]
+
+
+def test_a_gap_in_the_segmentation_is_no_syllable_boundary() -> None:
+    syllable = np.array([0, 0, 0, -1, -1, 0, 0, 0, 0, 0])
+    label = np.array([0, 0, 0, 0, 0, 0, 1, 1, 1, 1])
+    result = agreement([(syllable, label)], ["a", "b"], tolerance=1)
+    assert result.human_boundaries == 1 and result.boundary_agreement == 0.0
+    assert result.boundary_chance == 0.0
+
+
+def test_an_interval_in_the_last_frame_is_within_the_video() -> None:
+    times = np.arange(10) / 10.0
+    labels = parse_annotations("start_s,end_s,behaviour\n0,0.5,a\n0.9,1.0,b\n", times=times)
+    assert labels.labels.tolist() == [0] * 5 + [UNSCORED] * 4 + [1]
+    with pytest.raises(AnnotationError, match="after the video ends"):
+        parse_annotations("start_s,end_s,behaviour\n1.0,1.5,a\n", times=times)
+
+
+def test_a_windows_spreadsheet_csv_reads() -> None:
+    text = "frame,behaviour\n0,marché\n1,toilettage\n".encode("cp1252")
+    assert parse_annotations(text, times=TIMES).behaviours == ["marché", "toilettage"]
+
+
+def test_boris_stop_before_start_and_two_subjects_say_so() -> None:
+    backwards = "Time,Behavior,Status\n2.0,walk,START\n1.0,walk,STOP\n"
+    with pytest.raises(AnnotationError, match=r"stops at 1\.0 s, before it started") as caught:
+        parse_annotations(backwards, times=TIMES)
+    assert caught.value.line == 3
+    both = "Time,Subject,Behavior,Status\n1,m1,groom,START\n1,m2,groom,START\n"
+    with pytest.raises(AnnotationError, match="2 subjects"):
+        parse_annotations(both, times=TIMES)
