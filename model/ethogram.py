@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -119,6 +119,23 @@ def bouts_chunks(
 ) -> Iterator[str]:
     """Yield the bouts CSV text (header first). ``bouts``: (start, end_exclusive, syllable)."""
     yield ",".join(BOUT_COLUMNS) + "\r\n"
+    yield from _bout_chunks(
+        bouts, times, fps, chunk_rows,
+        lambda s, e, k, t0, t1: [
+            [s, e, f"{t0:.6f}", f"{t1:.6f}", f"{t1 - t0:.6f}", k, _name(names, k)]
+        ],
+    )  # fmt: skip
+
+
+def _bout_chunks(
+    bouts: Sequence[tuple[int, int, int]],
+    times: np.ndarray,
+    fps: float,
+    chunk_rows: int,
+    rows: Callable[[int, int, int, float, float], list[list[object]]],
+) -> Iterator[str]:
+    """CSV text of ``rows(start, end, syllable, start_s, end_s)`` for every bout, in chunks of
+    ``chunk_rows`` bouts."""
     if not bouts:
         return
     arr = np.asarray(bouts, dtype=np.int64)
@@ -128,8 +145,7 @@ def bouts_chunks(
         writer = csv.writer(buf)
         for j in range(start, min(len(arr), start + chunk_rows)):
             s, e, k = (int(v) for v in arr[j])
-            t0, t1 = float(times[s]), float(ends_s[j])
-            writer.writerow([s, e, f"{t0:.6f}", f"{t1:.6f}", f"{t1 - t0:.6f}", k, _name(names, k)])
+            writer.writerows(rows(s, e, k, float(times[s]), float(ends_s[j])))
         yield buf.getvalue()
 
 
@@ -148,19 +164,11 @@ def boris_chunks(
     """Yield the bouts as BORIS tabular events (header first): per bout a START row at its first
     frame and a STOP row when the next frame begins; the syllable's name is the behaviour."""
     yield ",".join(BORIS_COLUMNS) + "\r\n"
-    if not bouts:
-        return
-    arr = np.asarray(bouts, dtype=np.int64)
-    ends_s = bout_end_times(times, arr[:, 1], fps)
-    for start in range(0, len(arr), chunk_rows):
-        buf = io.StringIO()
-        writer = csv.writer(buf)
-        for j in range(start, min(len(arr), start + chunk_rows)):
-            s, e, k = (int(v) for v in arr[j])
-            name = _name(names, k)
-            for kind, t, frame in (("START", float(times[s]), s), ("STOP", float(ends_s[j]), e)):
-                writer.writerow(
-                    [observation, date, media, f"{fps:g}", subject, name, f"syllable {k}",
-                     kind, f"{t:.6f}", frame, ""]
-                )  # fmt: skip
-        yield buf.getvalue()
+    common = [observation, date, media, f"{fps:g}", subject]
+    yield from _bout_chunks(
+        bouts, times, fps, chunk_rows,
+        lambda s, e, k, t0, t1: [
+            [*common, _name(names, k), f"syllable {k}", kind, f"{t:.6f}", frame, ""]
+            for kind, t, frame in (("START", t0, s), ("STOP", t1, e))
+        ],
+    )  # fmt: skip

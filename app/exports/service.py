@@ -60,18 +60,26 @@ def _segmented(
     return segmentation, bouts, names
 
 
+def _with_features(
+    db: Session, storage: Storage, session: VideoSession, model_id: int | None
+) -> tuple[Any, np.ndarray, dict[int, str], Any]:
+    """The session's segmentation, bouts and names (:func:`_segmented`) and its features."""
+    from model.features import load
+
+    segmentation, bouts, names = _segmented(db, session, model_id)
+    if not session.features_path:
+        raise NotFound(f"Session {session.id} has no preprocessing results.")
+    return segmentation, bouts, names, load(storage.abspath(session.features_path))
+
+
 def ethogram_csv(
     db: Session, storage: Storage, session: VideoSession, model_id: int | None = None
 ) -> Iterator[str]:
     """The ethogram CSV of a session, one row per frame (architecture.md's columns), by the
     given model, else by the newest model that segmented it."""
     from model.ethogram import ethogram_chunks
-    from model.features import load
 
-    segmentation, bouts, names = _segmented(db, session, model_id)
-    if not session.features_path:
-        raise NotFound(f"Session {session.id} has no preprocessing results.")
-    features = load(storage.abspath(session.features_path))
+    segmentation, bouts, names, features = _with_features(db, storage, session, model_id)
     labels = syllables.labels_from_bouts(bouts, segmentation.frame_count)
     quality = [features.quality_names[q] for q in np.asarray(features.quality)]
     return ethogram_chunks(
@@ -88,12 +96,8 @@ def bouts_csv(
     db: Session, storage: Storage, session: VideoSession, model_id: int | None = None
 ) -> Iterator[str]:
     from model.ethogram import bouts_chunks
-    from model.features import load
 
-    _segmentation, bouts, names = _segmented(db, session, model_id)
-    if not session.features_path:
-        raise NotFound(f"Session {session.id} has no preprocessing results.")
-    features = load(storage.abspath(session.features_path))
+    _segmentation, bouts, names, features = _with_features(db, storage, session, model_id)
     return bouts_chunks(
         bouts=[tuple(int(v) for v in row) for row in bouts],  # type: ignore[misc]
         times=np.asarray(features.times),
@@ -107,12 +111,8 @@ def boris_csv(
 ) -> Iterator[str]:
     """The bouts as BORIS tabular events (behaviour = syllable name, subject = the animal)."""
     from model.ethogram import boris_chunks
-    from model.features import load
 
-    segmentation, bouts, names = _segmented(db, session, model_id)
-    if not session.features_path:
-        raise NotFound(f"Session {session.id} has no preprocessing results.")
-    features = load(storage.abspath(session.features_path))
+    segmentation, bouts, names, features = _with_features(db, storage, session, model_id)
     model = syllables.get_model_or_raise(db, segmentation.model_id)
     return boris_chunks(
         bouts=[tuple(int(v) for v in row) for row in bouts],  # type: ignore[misc]
@@ -132,12 +132,8 @@ def session_nwb(
     """Write the session as an NWB file at ``path`` (layout in :mod:`app.exports.nwb`)."""
     from app.exports.nwb import SessionRecord, write_session_nwb
     from model.ethogram import bout_end_times
-    from model.features import load
 
-    segmentation, bouts, names = _segmented(db, session, model_id)
-    if not session.features_path:
-        raise NotFound(f"Session {session.id} has no preprocessing results.")
-    features = load(storage.abspath(session.features_path))
+    segmentation, bouts, names, features = _with_features(db, storage, session, model_id)
     times = np.asarray(features.times, dtype=np.float64)
     n = min(len(times), segmentation.frame_count)
     model = syllables.get_model_or_raise(db, segmentation.model_id)
