@@ -34,11 +34,14 @@ features leak). ``--null N`` also runs N null designs per nuisance pair: cohorts
 counts how often the page's statistics (Mann-Whitney U per syllable, Benjamini-Hochberg at
 FDR 0.05) flag any syllable (bar: ≤ 10 % of designs); ``--null-only`` skips the pairs. With 4
 animals a cohort no syllable can be flagged (the smallest exact p is 2/70 before the
-correction): null designs and the flags of the mix pair need 6 or more. ``--null-first K``
-starts at design K (seed 100 + K), to add designs to an earlier run. ``--planted N`` runs N
+correction): null designs and the flags of the mix pair need 6 or more. Each
+null design draws its own animals (:func:`null_seed`), so designs are independent draws;
+``--null-first K`` starts at design K, to add designs to an earlier run. ``--planted N`` runs N
 designs per nuisance pair whose second cohort also has the mix pair's behaviour change; a
 flagged syllable counts as a false alarm when its behaviour's true usage (the same test on
-the true labels) did not change. ``--cache DIR``
+the true labels) did not change. ``--truth-null N`` runs the same test on the true labels of
+N draws of animals (no video; the test's own false alarm rate, the floor for the null
+designs). ``--cache DIR``
 keeps rendered videos between runs (they depend only on the settings and seeds, never on the
 code under test).
 """
@@ -149,6 +152,7 @@ def segment(engine: str, sessions: list[Features], seed: int) -> list[np.ndarray
     model = fit_features(sessions)
     return [segment_features(model, f, keep_posterior=False).syllable for f in sessions]
 
+
 def run_pair(
     name: str, args: argparse.Namespace, cache: Path, seed: int = 0
 ) -> dict[str, float | str]:
@@ -168,12 +172,17 @@ def run_pair(
     shown = [at_rate(f, fps) for f in feats]
     kin = [f.kinematics()[b] for f, b in shown]
     kshift = metrics.feature_shift(truths[:n], kin[:n], truths[n:], kin[n:])
-    pcs = [p[b] for p, (_, b) in zip(pca_features([f.crops_float() for f, _ in shown], 10),
-                                      shown, strict=True)]
+    pcs = [
+        p[b]
+        for p, (_, b) in zip(
+            pca_features([f.crops_float() for f, _ in shown], 10), shown, strict=True
+        )
+    ]
     pshift = metrics.feature_shift(truths[:n], pcs[:n], truths[n:], pcs[n:])
     worst = max(per, key=per.get) if per else 0
-    usage = np.array([[np.mean(lab == s) for s in range(int(max(map(np.max, labels))) + 1)]
-                      for lab in labels])
+    usage = np.array(
+        [[np.mean(lab == s) for s in range(int(max(map(np.max, labels))) + 1)] for lab in labels]
+    )
     res = compare_usage(usage, np.repeat([0, 1], n), np.random.default_rng(seed))
     # Each flagged syllable as the behaviour most of its frames show (both cohorts together).
     flat_t, flat_l = np.concatenate(truths), np.concatenate(labels)
@@ -217,6 +226,10 @@ def main() -> None:
         "--planted", type=int, default=0,
         help="designs per nuisance pair with the mix pair's behaviour change on top",
     )  # fmt: skip
+    parser.add_argument(
+        "--truth-null", type=int, default=0,
+        help="draws of the test on the true labels alone (its own false alarm rate; no video)",
+    )  # fmt: skip
     parser.add_argument("--cache", default=None, help="keep rendered videos here")
     args = parser.parse_args()
     names = [p.strip() for p in args.pairs.split(",") if p.strip()]
@@ -231,6 +244,8 @@ def main() -> None:
             f"engine {args.engine}",
             flush=True,
         )
+        if args.truth_null:
+            _truth_null(args)
         if not args.null_only:
             _pairs(args, names, cache)
         if args.null:
@@ -266,24 +281,54 @@ def _pairs(args: argparse.Namespace, names: list[str], cache: Path) -> None:
 def _null(args: argparse.Namespace, names: list[str], cache: Path) -> None:
     """Null designs: the second cohort differs only by the pair's nuisance (the mix pair is
     left out: it is a true difference), so any flagged syllable is a false alarm."""
-    flagged_designs = 0
-    designs = 0
+    flagged_designs = designs = differ_in_truth = false_designs = 0
     for name in names:
         if name == "mix":
             continue
         nuisance = replace(PAIRS[name], weights={})
         PAIRS[f"null-{name}"] = nuisance
         for d in range(args.null_first, args.null_first + args.null):
-            r = run_pair(f"null-{name}", args, cache, seed=100 + d)
+            # Every (design, nuisance) draws its own animals, so designs are independent.
+            r = run_pair(f"null-{name}", args, cache, seed=null_seed(name, d))
             designs += 1
             flagged_designs += int(r["flagged"]) > 0
+            differ_in_truth += bool(r["changed"])
+            false_designs += int(r["false_flags"]) > 0
             print(json.dumps(r, default=str), flush=True)
     if designs:
         share = flagged_designs / designs
         print(
             f"null designs with any syllable flagged at FDR 0.05: {flagged_designs}/{designs} "
-            f"= {share:.2f} (bar <= 0.10: {'MET' if share <= 0.10 else 'NOT MET'})"
+            f"= {share:.2f} (bar <= 0.10: {'MET' if share <= 0.10 else 'NOT MET'}); "
+            f"designs whose animals' true usage differs by the same test: "
+            f"{differ_in_truth}/{designs}; designs flagging a syllable whose behaviour did not "
+            f"change: {false_designs}/{designs}"
         )
+
+
+def _truth_null(args: argparse.Namespace) -> None:
+    """The comparison's test on the true behaviour usage of animals drawn from one generator:
+    the floor for the null designs (a calibrated test flags at most ~5 % of them)."""
+    n = args.animals
+    flagged = 0
+    for d in range(args.truth_null):
+        usage = []
+        for i in range(2 * n):
+            _, truth = render_session(args.seconds, seed=10_000 + 100 * d + i)
+            usage.append([np.mean(truth.behaviour == b) for b in range(len(BEHAVIOURS))])
+        res = compare_usage(np.array(usage), np.repeat([0, 1], n), np.random.default_rng(d))
+        flagged += len(res["flagged"]) > 0
+    print(
+        f"true labels alone, {n} + {n} animals from one generator: {flagged}/{args.truth_null} "
+        f"draws flag any behaviour at FDR 0.05 (= {flagged / args.truth_null:.3f})",
+        flush=True,
+    )
+
+
+def null_seed(pair: str, design: int) -> int:
+    """Seed of null design ``design`` of a nuisance pair: distinct for every pair and design
+    (the animals of design 0 of ``size`` are not those of design 0 of ``zoom``)."""
+    return 300 + 10 * design + list(PAIRS).index(pair)
 
 
 def _planted(args: argparse.Namespace, names: list[str], cache: Path) -> None:
