@@ -22,7 +22,7 @@ from app.core.db import engine_for, session_factory
 from app.core.errors import BadInput, Conflict, InsufficientStorage, NotFound, TooLarge
 from app.core.metrics import registry_for
 from app.core.observability import RequestContextMiddleware
-from app.core.storage import Storage
+from app.core.storage import storage_for
 from app.experiments import pages as experiment_pages
 from app.experiments import routes as experiment_routes
 from app.exports import routes as export_routes
@@ -48,7 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.session_factory = session_factory(engine)
     install_session_hooks(Session)
     set_sender(job_sender(settings))
-    app.state.storage = Storage(settings.files_dir)
+    app.state.storage = storage_for(settings)
     app.state.templates = Jinja2Templates(directory=str(ROOT / "templates"))
 
     _install_error_handlers(app)

@@ -23,7 +23,19 @@ class Settings(BaseSettings):
     var_dir: Path = Path("var")
     database_url: str = ""  # empty: SQLite file under var_dir
     broker_url: str = ""  # empty: kombu filesystem transport under var_dir
-    storage_dir: Path | None = None  # empty: var_dir / "storage"
+    storage_dir: Path | None = None  # empty: var_dir / "storage"; with S3, this host's cache
+    # Where stored files live: "filesystem" (storage_dir, or a volume shared by every host) or
+    # "s3" (an S3-compatible bucket shared by hosts; storage_dir is then a local cache).
+    storage: Literal["filesystem", "s3"] = "filesystem"
+    s3_bucket: str = ""
+    s3_endpoint_url: str = ""  # empty: AWS itself; MinIO and others: e.g. http://minio:9000
+    s3_region: str = "us-east-1"
+    # Empty: boto3's usual sources (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, an instance role).
+    s3_access_key: str = ""
+    s3_secret_key: str = ""
+    # Files larger than this go to the bucket as a multipart upload in parts of this size
+    # (S3 refuses parts under 5 MiB; 10,000 parts of 16 MiB cover the upload limit's 20 GiB).
+    s3_part_size: int = Field(default=16 * 1024**2, ge=5 * 1024**2, le=5 * 1024**3)
     secret_key: str = DEFAULT_SECRET_KEY
     host: str = "127.0.0.1"
     port: int = 8000
@@ -66,6 +78,12 @@ class Settings(BaseSettings):
                 "(for example: python -c 'import secrets; print(secrets.token_urlsafe(48))') "
                 "before running in production."
             )
+        return self
+
+    @model_validator(mode="after")
+    def _s3_needs_a_bucket(self) -> Settings:
+        if self.storage == "s3" and not self.s3_bucket:
+            raise ValueError("SYLLABARY_STORAGE=s3 needs SYLLABARY_S3_BUCKET (the bucket's name).")
         return self
 
     @property

@@ -1,12 +1,18 @@
-"""File storage under one root directory.
+"""File storage: a folder (this module), or an S3-compatible bucket (``app.core.s3storage``).
 
 Uploads are streamed to disk in chunks with a byte cap and a running sha256, then moved into
 place atomically and made read-only: nothing the pipeline does may alter or delete an original.
 Originals are content-addressed, so the same file uploaded twice is stored once.
+
+Code that reads a stored file asks ``local(path)`` (``local_dir`` for a directory such as a
+model artifact) and code that writes a derived file writes it at ``abspath(path)`` and then calls
+``publish(path)``. On a folder these are the same place and ``publish`` does nothing; with a
+bucket, ``root`` is this host's cache: ``local`` downloads and ``publish`` uploads.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import hashlib
@@ -16,11 +22,16 @@ import tempfile
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from app.core.errors import InsufficientStorage
 from app.core.metrics import UPLOAD_BYTES
 
+if TYPE_CHECKING:
+    from app.core.config import Settings
+
 _SAFE_SUFFIX = re.compile(r"^\.[a-z0-9]{1,5}$")
+ORIGINALS = "originals/"
 
 
 class UploadTooLarge(ValueError):
@@ -40,7 +51,14 @@ def safe_suffix(filename: str) -> str:
     return suffix if _SAFE_SUFFIX.match(suffix) else ""
 
 
+def original_path(sha256: str, filename: str) -> str:
+    """Where an original with these bytes is stored: its sha256, never a name."""
+    return f"{ORIGINALS}{sha256[:2]}/{sha256}{safe_suffix(filename)}"
+
+
 class Storage:
+    """Files under one folder; every host that runs the app or a worker must see the same one."""
+
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
 
@@ -51,13 +69,45 @@ class Storage:
             raise ValueError(f"path {relative!r} is outside the storage root")
         return path
 
+    def key(self, relative: str) -> str:
+        """The stored path in normal form (``a/./b`` is ``a/b``); refuses the root itself."""
+        key = self.abspath(relative).relative_to(self.root).as_posix()
+        if key == ".":
+            raise ValueError(f"path {relative!r} names the storage root, not a stored file")
+        return key
+
+    def local(self, relative: str) -> Path:
+        """A stored file's path on this host, to read it. Here: where it lives."""
+        return self.abspath(relative)
+
+    def local_dir(self, relative: str) -> Path:
+        """A stored directory (a model artifact) on this host, every file in it, to read it."""
+        return self.abspath(relative)
+
+    def publish(self, relative: str) -> None:
+        """Make a derived file or directory, written at ``abspath(relative)``, visible to every
+        host. A folder shared by the hosts already is; a bucket needs it uploaded."""
+        self.derived_key(relative)
+
+    def derived_key(self, relative: str) -> str:
+        """The key of a derived file: originals arrive only through an upload, never this way."""
+        key = self.key(relative)
+        if key.startswith(ORIGINALS):
+            raise ValueError(f"{key} is an original: originals are never written over")
+        return key
+
+    def remote_check(self) -> tuple[bool, str] | None:
+        """Whether the shared store answers (for /readyz); a folder has nothing beyond itself."""
+        return None
+
     def _tmp(self) -> tuple[int, str]:
         tmp_dir = self.root / "tmp"
         tmp_dir.mkdir(parents=True, exist_ok=True)
         return tempfile.mkstemp(dir=tmp_dir, prefix="upload-")
 
     def _finish(self, tmp_name: str, digest: str, size: int, filename: str) -> StoredFile:
-        relative = f"originals/{digest[:2]}/{digest}{safe_suffix(filename)}"
+        """Put a received file (``tmp_name``, consumed on success) into the originals."""
+        relative = original_path(digest, filename)
         final = self.abspath(relative)
         final.parent.mkdir(parents=True, exist_ok=True)
         if final.exists():
@@ -71,6 +121,10 @@ class Storage:
         """Move a fully received file (already hashed) into the originals, read-only."""
         size = path.stat().st_size
         return self._finish(str(path), sha256, size, filename)
+
+    async def adopt_async(self, path: Path, *, sha256: str, filename: str) -> StoredFile:
+        """``adopt`` off the event loop: into a bucket it sends the whole file."""
+        return await asyncio.to_thread(self.adopt, path, sha256=sha256, filename=filename)
 
     def save_chunks(
         self,
@@ -88,7 +142,7 @@ class Storage:
         with receiver:
             for chunk in chunks:
                 receiver.write(chunk)
-        return receiver.stored
+        return receiver.finish()
 
     async def save_async_chunks(
         self,
@@ -102,7 +156,8 @@ class Storage:
         with receiver:
             async for chunk in chunks:
                 receiver.write(chunk)
-        return receiver.stored
+        # Off the event loop: into a bucket this sends the whole file, in parts.
+        return await asyncio.to_thread(receiver.finish)
 
 
 HeadCheck = Callable[[bytes], object]
@@ -159,9 +214,16 @@ class _Receiver:
         except BaseException:
             self._discard()
             raise
-        self.stored = self.storage._finish(
-            self.tmp_name, self.digest.hexdigest(), self.size, self.filename
-        )
+
+    def finish(self) -> StoredFile:
+        """Move the complete, closed file into the originals; on failure nothing is kept."""
+        try:
+            return self.storage._finish(
+                self.tmp_name, self.digest.hexdigest(), self.size, self.filename
+            )
+        except BaseException:
+            Path(self.tmp_name).unlink(missing_ok=True)
+            raise
 
     def _discard(self) -> None:
         with contextlib.suppress(OSError):  # buffered bytes that no longer fit: file goes anyway
@@ -187,7 +249,16 @@ def too_large_message(filename: str, max_bytes: int) -> str:
     )
 
 
+def storage_for(settings: Settings) -> Storage:
+    """The storage the settings choose (``SYLLABARY_STORAGE``): a folder unless ``s3``."""
+    if settings.storage == "s3":
+        from app.core.s3storage import s3_storage  # boto3 only where a bucket is used
+
+        return s3_storage(settings)
+    return Storage(settings.files_dir)
+
+
 def get_storage() -> Storage:
     from app.core.config import get_settings
 
-    return Storage(get_settings().files_dir)
+    return storage_for(get_settings())

@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 from app.core.broker import broker_ok
 from app.core.config import Settings
 from app.core.migrate import alembic_config
+from app.core.storage import Storage
 
 
 def check_database(engine: Engine) -> tuple[bool, str]:
@@ -51,13 +52,18 @@ def check_storage(root: Path) -> tuple[bool, str]:
     return True, "ok"
 
 
-def readiness(settings: Settings, engine: Engine) -> tuple[bool, dict[str, str]]:
+def readiness(
+    settings: Settings, engine: Engine, storage: Storage | None = None
+) -> tuple[bool, dict[str, str]]:
     """Every check's outcome; ready only when all pass."""
     results = {
         "database": check_database(engine),
         "broker": broker_ok(settings),
         "storage": check_storage(settings.files_dir),
     }
+    remote = storage.remote_check() if storage is not None else None
+    if remote is not None:  # a bucket: the storage folder above is only this host's cache
+        results["bucket"] = remote
     ready = all(ok for ok, _ in results.values())
     checks = {name: ("ok" if ok else reason) for name, (ok, reason) in results.items()}
     return ready, checks

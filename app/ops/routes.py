@@ -13,9 +13,10 @@ router = APIRouter(tags=["operations"])
 
 @router.get("/readyz")
 def readyz(request: Request) -> JSONResponse:
-    """200 when the database is reachable and migrated, the broker answers and storage takes
-    writes; 503 naming the failing check otherwise."""
-    ready, checks = readiness(request.app.state.settings, request.app.state.engine)
+    """200 when the database is reachable and migrated, the broker answers, storage takes
+    writes and the bucket (if one is used) answers; 503 naming the failing check otherwise."""
+    state = request.app.state
+    ready, checks = readiness(state.settings, state.engine, state.storage)
     failing = [name for name, outcome in checks.items() if outcome != "ok"]
     body = {"status": "ready" if ready else "not ready", "checks": checks, "failing": failing}
     return JSONResponse(body, status_code=200 if ready else 503)
