@@ -86,11 +86,11 @@ def render_model_clips(
             if not session.browser_path or not session.features_path:
                 continue
             if session_id not in features_cache:
-                features_cache[session_id] = load(storage.abspath(session.features_path))
+                features_cache[session_id] = load(storage.local(session.features_path))
             features = features_cache[session_id]
             rel = f"clips/model_{model_id}/syllable_{k}_{j}.mp4"
             cut_clip(
-                storage.abspath(session.browser_path),
+                storage.local(session.browser_path),
                 storage.abspath(rel),
                 times=np.asarray(features.times),
                 centre=_centre(features, start, end),
@@ -98,6 +98,7 @@ def render_model_clips(
                 start=max(0, start - PAD_FRAMES),
                 end=min(features.n_frames, end + PAD_FRAMES),
             )
+            storage.publish(rel)
             out.setdefault(k, []).append(
                 {"path": rel, "session_id": session_id, "start_frame": start, "end_frame": end}
             )

@@ -3,6 +3,8 @@
 Each handler does its slow work outside any transaction and returns a writer that stores the
 result (see ``worker.runner``). Files a handler makes go to paths keyed by the session or model
 id and are moved into place atomically, so a re-run after a crash overwrites, never duplicates.
+A handler reads stored files through ``storage.local`` and publishes each file it makes before
+its result names it, so with a bucket any host can read what another host's worker wrote.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from app.core.config import Settings
 from app.core.db import session_factory
-from app.core.storage import Storage
+from app.core.storage import Storage, storage_for
 from app.experiments import service as experiments
 from app.experiments.models import VideoSession
 from app.jobs import pipeline
@@ -41,7 +43,7 @@ def _load_session(ctx: JobContext) -> VideoSession:
 
 
 def _storage(ctx: JobContext) -> Storage:
-    return Storage(ctx.settings.files_dir)
+    return storage_for(ctx.settings)
 
 
 class _Stages:
@@ -74,8 +76,8 @@ def _duration(seconds: float) -> str:
 
 def handle_probe(ctx: JobContext) -> ResultWriter:
     session = _load_session(ctx)
-    path = _storage(ctx).abspath(session.original_path)
     ctx.progress(0.0, "reading the video")
+    path = _storage(ctx).local(session.original_path)
     expected = _expected_frames(path)
 
     def on_frames(n: int) -> None:
@@ -137,7 +139,7 @@ def handle_ingest(ctx: JobContext) -> ResultWriter:
 
     session = _load_session(ctx)
     storage = _storage(ctx)
-    original = storage.abspath(session.original_path)
+    original = storage.local(session.original_path)
     name = session.original_filename
     frames = session.frame_count or 1
     folder = session_dir(session.id)
@@ -151,9 +153,11 @@ def handle_ingest(ctx: JobContext) -> ResultWriter:
         name=name,
         progress=lambda n: stages.report("copy", n / frames, "making a browser-playable copy"),
     )
+    storage.publish(browser)
     thumbnail = f"{folder}/thumbnail.jpg"
     stages.report("thumb", 0, "making a thumbnail")
     write_thumbnail(original, storage.abspath(thumbnail))
+    storage.publish(thumbnail)
     stages.report("track", 0, "finding the mouse")
     features_path = f"{folder}/features.npz"
     features = _preprocess(
@@ -164,6 +168,7 @@ def handle_ingest(ctx: JobContext) -> ResultWriter:
             "track", done / max(total, 1), f"finding the mouse ({done}/{total} frames)"
         ),
     )
+    storage.publish(features_path)
     quality = dict(features.summary)
     settings = ctx.settings
 
@@ -202,7 +207,7 @@ def handle_fit(ctx: JobContext) -> ResultWriter:
     if missing:
         raise PermanentJobError(f"These sessions were not preprocessed: {', '.join(missing)}.")
     ctx.progress(0.0, f"loading {len(sessions)} session(s)")
-    features = [load(storage.abspath(s.features_path or "")) for s in sessions]
+    features = [load(storage.local(s.features_path or "")) for s in sessions]
     # Sessions ingested before crops were framed as now are preprocessed again from their
     # originals (read-only, never touched): one model must see every session framed alike.
     requality: dict[int, dict[str, Any]] = {}
@@ -238,6 +243,7 @@ def handle_fit(ctx: JobContext) -> ResultWriter:
     fitted.summary["crop_size"] = ctx.settings.crop_size
     artifact = model_dir(model_id)
     fitted.save(storage.abspath(artifact))
+    storage.publish(artifact)
     summary = {k: _jsonable(v) for k, v in fitted.summary.items()}
     fit_summary = fitted.fit_summary
     settings = ctx.settings
@@ -276,9 +282,12 @@ def _preprocess(
 
 def _preprocess_again(ctx: JobContext, session: VideoSession, storage: Storage) -> Features:
     """An older session's features made again, as ingest makes them now."""
-    return _preprocess(
-        ctx, storage.abspath(session.original_path), storage.abspath(session.features_path or "")
+    features_path = session.features_path or ""
+    features = _preprocess(
+        ctx, storage.local(session.original_path), storage.abspath(features_path)
     )
+    storage.publish(features_path)
+    return features
 
 
 def _jsonable(value: Any) -> Any:
@@ -322,8 +331,8 @@ def handle_segment(ctx: JobContext) -> ResultWriter:
         raise PermanentJobError(f"{session.original_filename} has not been preprocessed yet")
     storage = _storage(ctx)
     ctx.progress(0.02, "loading the model and the session")
-    fitted = _fitted(str(storage.abspath(artifact)))
-    features = load(storage.abspath(session.features_path))
+    fitted = _fitted(str(storage.local_dir(artifact)))
+    features = load(storage.local(session.features_path))
     quality: dict[str, Any] | None = None
     if framing(features.summary) < framing(fitted.summary) == CROP_FRAMING:
         # Ingested before an upgrade: preprocess it again from its original, as a fit would.

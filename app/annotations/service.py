@@ -31,7 +31,7 @@ def frame_times(storage: Storage, session: VideoSession) -> np.ndarray:
     if session.features_path:
         from model.features import load
 
-        return np.asarray(load(storage.abspath(session.features_path)).times, dtype=np.float64)
+        return np.asarray(load(storage.local(session.features_path)).times, dtype=np.float64)
     if session.frame_count and session.fps:
         return np.arange(session.frame_count, dtype=np.float64) / session.fps
     raise BadInput(

@@ -305,7 +305,7 @@ def _add_locomotion(
     from model.features import load
 
     try:
-        features = load(storage.abspath(session.features_path))
+        features = load(storage.local(session.features_path))
     except (OSError, ValueError, KeyError):
         return False
     x = np.asarray(features.scalars.get("x", []), dtype=np.float64)

@@ -69,7 +69,7 @@ def _with_features(
     segmentation, bouts, names = _segmented(db, session, model_id)
     if not session.features_path:
         raise NotFound(f"Session {session.id} has no preprocessing results.")
-    return segmentation, bouts, names, load(storage.abspath(session.features_path))
+    return segmentation, bouts, names, load(storage.local(session.features_path))
 
 
 def ethogram_csv(

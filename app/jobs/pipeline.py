@@ -73,7 +73,7 @@ def model_framing(model: SyllableModel, storage: Storage) -> int:
     if not model.artifact_path:
         return 1
     try:
-        meta = json.loads((storage.abspath(model.artifact_path) / "model.json").read_text())
+        meta = json.loads(storage.local(f"{model.artifact_path}/model.json").read_text())
     except (OSError, ValueError):
         return 1
     return int((meta.get("summary") or {}).get("crop_framing", 1))

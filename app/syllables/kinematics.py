@@ -127,7 +127,7 @@ def model_kinematics(db: Session, storage: Storage, model: SyllableModel) -> Syl
     motions = []
     for (segmentation, session), scale in zip(rows, scales, strict=True):
         try:
-            features = load(storage.abspath(str(session.features_path)))
+            features = load(storage.local(str(session.features_path)))
         except (OSError, ValueError, KeyError):
             continue  # a session whose results are missing still lets the others count
         bouts = syllables.session_bouts(db, segmentation.id)

@@ -146,7 +146,7 @@ def syllable_clip(syllable_id: int, number: int, db: DbSession, storage: Storage
     clips = syllable.clips or []
     if not 0 <= number < len(clips):
         raise NotFound(f"Syllable {syllable_id} has no clip {number}.")
-    return FileResponse(storage.abspath(clips[number]["path"]), media_type="video/mp4")
+    return FileResponse(storage.local(clips[number]["path"]), media_type="video/mp4")
 
 
 @router.get("/sessions/{session_id}/video", response_class=FileResponse)
@@ -155,7 +155,7 @@ def session_video(session_id: int, db: DbSession, storage: StorageDep) -> Any:
     session = experiments.get_session_or_raise(db, session_id)
     if not session.browser_path:
         raise NotFound(f"Session {session_id} has no browser copy yet; wait for ingest to finish.")
-    return FileResponse(storage.abspath(session.browser_path), media_type="video/mp4")
+    return FileResponse(storage.local(session.browser_path), media_type="video/mp4")
 
 
 @router.get("/sessions/{session_id}/thumbnail.jpg", response_class=FileResponse)
@@ -163,7 +163,7 @@ def session_thumbnail(session_id: int, db: DbSession, storage: StorageDep) -> An
     session = experiments.get_session_or_raise(db, session_id)
     if not session.thumbnail_path:
         raise NotFound(f"Session {session_id} has no thumbnail yet.")
-    return FileResponse(storage.abspath(session.thumbnail_path), media_type="image/jpeg")
+    return FileResponse(storage.local(session.thumbnail_path), media_type="image/jpeg")
 
 
 @router.get("/sessions/{session_id}/viewer")
@@ -178,7 +178,7 @@ def session_viewer(session_id: int, db: DbSession, storage: StorageDep) -> Viewe
     tracks: dict[str, list[float]] = {}
     first_time = 0.0
     if session.features_path:
-        features = load(storage.abspath(session.features_path))
+        features = load(storage.local(session.features_path))
         times = np.asarray(features.times)
         tracks["time_s"] = [round(float(t), 4) for t in service.downsample(times, TRACK_POINTS)]
         speed = service.downsample(np.asarray(features.scalars["speed"]), TRACK_POINTS)

@@ -213,7 +213,9 @@ async def receive_chunk(
         with _hash_lock:
             _hashers[upload.id] = (end, digest)
         return None
-    return _finish(db, upload=upload, sha256=digest.hexdigest(), settings=settings, storage=storage)
+    return await _finish(
+        db, upload=upload, sha256=digest.hexdigest(), settings=settings, storage=storage
+    )
 
 
 def _check_head(out: Any, start: int, head: bytes, filename: str) -> None:
@@ -235,14 +237,21 @@ def _truncate_quietly(out: Any, start: int) -> None:
         out.truncate(start)
 
 
-def _finish(
+async def _finish(
     db: Session, *, upload: Upload, sha256: str, settings: Settings, storage: Storage
 ) -> VideoSession:
     experiment = experiments.get_experiment_or_raise(db, upload.experiment_id)
     path = _partial(storage, upload.id)
+    # Stored before the session is recorded, off the event loop: into a bucket this sends the
+    # whole file. A duplicate of the experiment's own is not stored (and dropped below).
+    stored: StoredFile | None = None
+    if _same_bytes(db, experiment, sha256) is None:
+        stored = await storage.adopt_async(path, sha256=sha256, filename=upload.filename)
 
     def adopt() -> StoredFile:
-        try:
+        if stored is not None:
+            return stored
+        try:  # a session with these bytes went away in between: store them after all
             return storage.adopt(path, sha256=sha256, filename=upload.filename)
         except UploadTooLarge as exc:  # pragma: no cover - checked at start
             raise TooLarge(str(exc)) from exc
@@ -273,11 +282,7 @@ def record_session(
     queued), or the experiment's existing session with the same bytes and ``True`` (a
     duplicate: nothing stored twice, nothing queued). ``store`` puts the file in the originals
     and is called only for a new session."""
-    existing = db.scalar(
-        select(VideoSession).where(
-            VideoSession.experiment_id == experiment.id, VideoSession.sha256 == sha256
-        )
-    )
+    existing = _same_bytes(db, experiment, sha256)
     if existing is not None:
         return existing, True
     session = experiments.create_session(
@@ -290,3 +295,12 @@ def record_session(
     )
     pipeline.after_upload(db, session=session, settings=settings)
     return session, False
+
+
+def _same_bytes(db: Session, experiment: Experiment, sha256: str) -> VideoSession | None:
+    """The experiment's session whose video has these bytes, if any."""
+    return db.scalar(
+        select(VideoSession).where(
+            VideoSession.experiment_id == experiment.id, VideoSession.sha256 == sha256
+        )
+    )
