@@ -15,26 +15,42 @@ def compose() -> dict[str, Any]:
 
 def test_compose_has_the_production_services_with_healthchecks() -> None:
     services = compose()["services"]
-    assert {"postgres", "redis", "web", "worker-cpu", "worker-gpu"} <= set(services)
+    assert {"postgres", "redis", "minio", "web", "worker-cpu", "worker-gpu"} <= set(services)
     for name, service in services.items():
-        assert "healthcheck" in service, f"{name} has no healthcheck"
+        if service.get("restart") != "no":  # a one-shot job (the bucket's creation) ends
+            assert "healthcheck" in service, f"{name} has no healthcheck"
         assert service.get("image") or service.get("build"), name
     assert services["postgres"]["image"].startswith("postgres:")
     assert services["redis"]["image"].startswith("redis:")
+    assert services["minio"]["image"].startswith("minio/minio:")
 
 
-def test_compose_wires_web_and_workers_to_postgres_redis_and_the_files_volume() -> None:
+def test_compose_wires_web_and_workers_to_postgres_redis_and_the_bucket() -> None:
     doc = compose()
-    assert "files" in doc["volumes"]
+    services = doc["services"]
+    init = " ".join(services["minio-init"]["entrypoint"])
+    assert "mc mb --ignore-existing syllabary/syllabary" in init
+    caches = set()
     for name in ("web", "worker-cpu", "worker-gpu"):
-        service = doc["services"][name]
+        service = services[name]
         env = service["environment"]
         assert env["SYLLABARY_DATABASE_URL"].startswith("postgresql://")
         assert env["SYLLABARY_BROKER_URL"].startswith("redis://")
         assert env["SYLLABARY_ENVIRONMENT"] == "production"
         assert "SYLLABARY_SECRET_KEY" in env
-        assert any(v.startswith("files:") for v in service["volumes"]), name
-    assert "migrate" in " ".join(doc["services"]["web"]["command"])
+        assert env["SYLLABARY_STORAGE"] == "s3"
+        assert env["SYLLABARY_S3_ENDPOINT_URL"] == "http://minio:9000"
+        assert env["SYLLABARY_S3_BUCKET"] == "syllabary"
+        assert env["SYLLABARY_S3_SECRET_KEY"].startswith("${MINIO_ROOT_PASSWORD:?")
+        # Each keeps its own cache, as on separate hosts: only the bucket is shared.
+        (volume,) = [v.split(":")[0] for v in service["volumes"]]
+        assert volume in doc["volumes"], name
+        caches.add(volume)
+    assert len(caches) == 3
+    assert services["web"]["depends_on"]["minio-init"]["condition"] == (
+        "service_completed_successfully"
+    )
+    assert "migrate" in " ".join(services["web"]["command"])
 
 
 def test_gpu_worker_reserves_an_nvidia_device_and_serves_the_gpu_queue() -> None:
