@@ -50,6 +50,7 @@ class BackupError(RuntimeError):
 
 def create(dest: Path, *, settings: Settings) -> dict[str, Any]:
     """Write a backup of the database and storage folder into ``dest`` (new or empty)."""
+    _refuse_bucket(settings)
     if dest.exists() and any(dest.iterdir()):
         raise BackupError(f"{dest} is not empty; choose a new folder for the backup.")
     dest.mkdir(parents=True, exist_ok=True)
@@ -106,12 +107,23 @@ def verify(dest: Path) -> list[str]:
     return problems
 
 
+def _refuse_bucket(settings: Settings) -> None:
+    """With a bucket the storage folder is only a cache: a backup of it would miss originals."""
+    if settings.storage == "s3":
+        raise BackupError(
+            f"The files are in the bucket {settings.s3_bucket} (SYLLABARY_STORAGE=s3), not in "
+            "a storage folder: back the bucket up with its own tools (versioning, replication "
+            "or 'mc mirror') and the database with pg_dump; see docs/operations.md."
+        )
+
+
 def restore(dest: Path, *, settings: Settings, force: bool = False) -> dict[str, Any]:
     """Put a verified backup back: database and storage folder of ``settings``.
 
     Refuses when the target database has tables or the storage folder has files, unless
     ``force`` (then the storage folder is emptied first and the dump replaces the database's
     tables). Stop the web app and workers first."""
+    _refuse_bucket(settings)
     problems = verify(dest)
     if problems:
         raise BackupError(

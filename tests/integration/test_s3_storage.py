@@ -313,6 +313,17 @@ def test_readiness_names_the_bucket(host: Callable[[str], S3Storage], tmp_path: 
     assert Storage(tmp_path).remote_check() is None
 
 
+def test_backup_refuses_a_bucket_instead_of_copying_only_a_cache(tmp_path: Path) -> None:
+    from app.ops.backup import BackupError, create, restore
+
+    settings = Settings(var_dir=tmp_path / "var", storage="s3", s3_bucket="lab-files")
+    with pytest.raises(BackupError, match="lab-files"):
+        create(tmp_path / "backup", settings=settings)
+    assert not (tmp_path / "backup").exists()
+    with pytest.raises(BackupError, match="bucket"):
+        restore(tmp_path, settings=settings)
+
+
 # ---------------------------------------------------------------------------------------------
 # end to end: the web app on one host, a worker on another, the bucket between them
 
