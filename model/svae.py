@@ -22,6 +22,7 @@ Shapes: B subsequences, T frames, P pixels, D latent dimensions, K states.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import asdict, dataclass, field
 from types import ModuleType
 from typing import Any, NamedTuple
@@ -31,9 +32,10 @@ import torch
 from torch import Tensor, nn
 
 from model import hmm as sequential_hmm
-from model import hmm_parallel
+from model import hmm_parallel, kalman_parallel
+from model import kalman as sequential_kalman
 from model.hmm import HMMResult
-from model.kalman import KalmanResult, kalman_smoother, second_moments
+from model.kalman import KalmanResult, second_moments
 from model.networks import Decoder, Encoder
 from model.priors import (
     MNIW,
@@ -56,6 +58,19 @@ def hmm_passes(device: torch.device) -> ModuleType:
     (O(log T) sequential steps; :mod:`model.hmm_parallel`, tested equal on CPU), on a CPU the
     sequential recursion, which does less work."""
     return hmm_parallel if device.type == "cuda" else sequential_hmm
+
+
+def kalman_passes(device: torch.device) -> ModuleType:
+    """The Gaussian chain smoother for a device: cyclic reduction (:mod:`model.kalman_parallel`,
+    2 log₂ T rounds of batched work, tested equal to the sequential filter) or the sequential
+    filter. ``SYLLABARY_SMOOTHER`` = ``parallel`` / ``sequential`` chooses; by default (``auto``)
+    the parallel one on an accelerator and the sequential one on a CPU."""
+    choice = os.environ.get("SYLLABARY_SMOOTHER", "auto")
+    if choice not in ("auto", "parallel", "sequential"):
+        raise ValueError(f"SYLLABARY_SMOOTHER={choice!r}: use auto, parallel or sequential.")
+    if choice == "auto":
+        choice = "parallel" if device.type == "cuda" else "sequential"
+    return kalman_parallel if choice == "parallel" else sequential_kalman
 
 
 @dataclass
@@ -246,7 +261,7 @@ def _smooth(
 ) -> tuple[KalmanResult, PairPotentials, Tensor]:
     J0, h0, c0 = initial_potential(ex.initial)
     pots = pair_potentials(w[:, 1:], ex.dynamics)
-    kal = kalman_smoother(J0, h0, *pots[:5], R, r, **kw)
+    kal = kalman_passes(r.device).kalman_smoother(J0, h0, *pots[:5], R, r, **kw)
     log_zx = kal.log_z + pots.const + c0
     return kal, pots, log_zx
 

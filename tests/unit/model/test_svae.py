@@ -450,3 +450,24 @@ def test_fit_on_both_polarities_tells_the_networks_which_is_which():
     assert single.svae.encoder.net[0].in_features == cfg.pixels
     with pytest.raises(ValueError, match="one polarity per session"):
         fit_model(halves, states=3, latent_dim=2, settings=settings, polarities=["dark"])
+
+
+def test_local_inference_is_the_same_with_either_smoother(monkeypatch):
+    """The accelerator's smoother (cyclic reduction) gives the CPU's local posterior: q(z), the
+    local KL and its gradient in the recognition potentials."""
+    K, T, D, B = 3, 37, 2, 2
+    ex = expectations(_random_globals(K, D, seed=4))
+    gen = torch.Generator().manual_seed(5)
+    R0, r0 = torch.rand(B, T, D, generator=gen) + 0.5, torch.randn(B, T, D, generator=gen)
+    results = []
+    for choice in ("sequential", "parallel"):
+        monkeypatch.setenv("SYLLABARY_SMOOTHER", choice)
+        R, r = R0.clone().requires_grad_(True), r0.clone().requires_grad_(True)
+        post = local_posterior(R, r, ex, max_sweeps=20, tol=1e-10)
+        post.kl.sum().backward()
+        results.append((post.gamma, post.kl, post.kalman.mean, R.grad, r.grad))
+    for seq, par in zip(*results, strict=True):
+        assert torch.allclose(par, seq, atol=1e-8, rtol=1e-8), (par - seq).abs().max()
+    monkeypatch.setenv("SYLLABARY_SMOOTHER", "fast")
+    with pytest.raises(ValueError, match="auto, parallel or sequential"):
+        local_posterior(R0, r0, ex)
