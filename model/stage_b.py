@@ -10,44 +10,54 @@ its starting q(θ) (:func:`moment_stats`).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import numpy as np
 import torch
 from sklearn.cluster import KMeans
 
 from model.hmm import forward_backward
+from model.kalman import KalmanResult
 from model.priors import MNIWStats
-from model.svae import SLDSSVAE, TransitionMoments, local_posterior, transition_moments
+from model.svae import SLDSSVAE, local_posterior, transition_moments
 
 
-def smoothed_latents(
-    model: SLDSSVAE, data: torch.Tensor, chunk: int = 256
-) -> tuple[torch.Tensor, TransitionMoments]:
-    """Posterior means (N, T, D) and transition moments of x for every subsequence (CPU)."""
-    means, prev, cross, nxt = [], [], [], []
+def _posteriors(
+    model: SLDSSVAE, data: torch.Tensor, chunk: int
+) -> Iterator[tuple[int, KalmanResult]]:
+    """q(x) of every subsequence under one state's dynamics, ``chunk`` subsequences at a time."""
     ex = model.expectations()
     with torch.no_grad():
         for i in range(0, data.shape[0], chunk):
             R, r = model.recognize(data[i : i + chunk].to(model.device))
-            post = local_posterior(R, r, ex, max_sweeps=1)
-            mom = transition_moments(post.kalman)
-            means.append(post.kalman.mean.cpu())
-            prev.append(mom.Eprev.cpu())
-            cross.append(mom.Ecross.cpu())
-            nxt.append(mom.Enext.cpu())
-    return torch.cat(means), TransitionMoments(torch.cat(prev), torch.cat(cross), torch.cat(nxt))
+            yield i, local_posterior(R, r, ex, max_sweeps=1).kalman
 
 
-def moment_stats(gamma: torch.Tensor, mom: TransitionMoments) -> MNIWStats:
-    """MNIW statistics from full posterior moments (with their uncertainty), weighted by γ."""
+def smoothed_latents(model: SLDSSVAE, data: torch.Tensor, chunk: int = 256) -> torch.Tensor:
+    """Posterior means (N, T, D) of x for every subsequence (CPU)."""
+    return torch.cat([kal.mean.cpu() for _, kal in _posteriors(model, data, chunk)])
+
+
+def moment_stats(
+    model: SLDSSVAE, data: torch.Tensor, gamma: torch.Tensor, chunk: int = 256
+) -> MNIWStats:
+    """MNIW statistics from full posterior moments (with their uncertainty), weighted by γ
+    (N, T, K). The moments are made again chunk by chunk (the same deterministic pass as
+    :func:`smoothed_latents`) and summed, never kept: (D+1)² numbers per frame three times
+    over would be the largest thing in memory on hours of video."""
     K = gamma.shape[-1]
-    wk = gamma[:, 1:].reshape(-1, K).T  # (K, N·(T-1))
+    sums: list[torch.Tensor] | None = None
+    for i, kal in _posteriors(model, data, chunk):
+        mom = transition_moments(kal)
+        wk = gamma[i : i + chunk, 1:].reshape(-1, K).T.to(mom.Eprev)  # (K, n·(T-1))
 
-    def weigh(m: torch.Tensor) -> torch.Tensor:
-        return (wk @ m.reshape(wk.shape[1], -1)).reshape(K, *m.shape[-2:])
+        def weigh(m: torch.Tensor, wk: torch.Tensor = wk) -> torch.Tensor:
+            return (wk @ m.reshape(wk.shape[1], -1)).reshape(K, *m.shape[-2:]).cpu()
 
-    return MNIWStats(weigh(mom.Eprev), weigh(mom.Ecross).transpose(-1, -2), weigh(mom.Enext),
-                     gamma[:, 1:].sum((0, 1)))
+        part = [weigh(mom.Eprev), weigh(mom.Ecross), weigh(mom.Enext)]
+        sums = part if sums is None else [a + b for a, b in zip(sums, part, strict=True)]
+    assert sums is not None
+    return MNIWStats(sums[0], sums[1].transpose(-1, -2), sums[2], gamma[:, 1:].sum((0, 1)))
 
 
 def _sticky_log_trans(active: torch.Tensor, dwell: float) -> torch.Tensor:

@@ -109,16 +109,47 @@ class TrainSettings:
     polarity_input: bool = True
 
 
-def _subsequences(sessions: list[torch.Tensor], seq_len: int) -> torch.Tensor:
-    """Cut (T_i, P) sessions into non-overlapping (N, seq_len, P) pieces (short tails dropped)."""
-    pieces = []
-    for x in sessions:
-        n = x.shape[0] // seq_len
-        if n:
-            pieces.append(x[: n * seq_len].reshape(n, seq_len, -1))
-    if not pieces:
+_BLOCK = 4096  # frames turned into observations at a time
+
+
+def _session_observations(
+    frames: np.ndarray, kinematics: np.ndarray | None, config: SVAEConfig, polarity: str | None
+) -> torch.Tensor:
+    """One session's (T, P) observations, made block by block from float [0, 1] or uint8 crops
+    (possibly memory-mapped), so a session's crops never exist whole as floats (every step is
+    per frame: the result is the same as all at once)."""
+    parts = []
+    for i in range(0, len(frames), _BLOCK):
+        block = np.asarray(frames[i : i + _BLOCK])
+        if block.dtype == np.uint8:  # as Features.crops_float: float32, then / 255
+            block = block.astype(np.float32)
+            block /= np.float32(255.0)
+        kin = None if kinematics is None else kinematics[i : i + _BLOCK]
+        parts.append(observations(block, kin, config, polarity))
+    return torch.cat(parts) if len(parts) > 1 else parts[0]
+
+
+def _subsequences(
+    lengths: list[int], seq_len: int, session: Callable[[int], torch.Tensor]
+) -> torch.Tensor:
+    """Every session's observations cut into non-overlapping (N, seq_len, P) pieces (short
+    tails dropped), filled session by session into one tensor: ``session(i)`` makes session
+    i's (T_i, P) observations, and only one session's exist besides the pieces."""
+    counts = [n // seq_len for n in lengths]
+    if not sum(counts):
         raise ValueError(f"need at least {seq_len} frames in one session to fit a model")
-    return torch.cat(pieces)
+    data: torch.Tensor | None = None
+    at = 0
+    for i, n in enumerate(counts):
+        if not n:
+            continue
+        x = session(i)
+        if data is None:
+            data = x.new_empty(sum(counts), seq_len, x.shape[1])
+        data[at : at + n] = x[: n * seq_len].reshape(n, seq_len, -1)
+        at += n
+    assert data is not None
+    return data
 
 
 def _rho(step: int, base: float, tau: float) -> float:
@@ -270,13 +301,16 @@ def _permute(params: SLDSParams, perm: torch.Tensor) -> SLDSParams:
     )
 
 
-def _segment_sessions(model: SLDSSVAE, tensors: list[torch.Tensor]) -> list[np.ndarray]:
-    """Per-frame syllables of each session, as :func:`model.segment.segment_frames` gives."""
+def _segment_sessions(
+    model: SLDSSVAE, n_sessions: int, session: Callable[[int], torch.Tensor]
+) -> list[np.ndarray]:
+    """Per-frame syllables of each session, as :func:`model.segment.segment_frames` gives;
+    ``session(i)`` makes session i's observations (one session's at a time)."""
     out = []
     with torch.no_grad():
         ex = model.expectations()
-        for x in tensors:
-            R, r = model.recognize(x.to(model.device))
+        for i in range(n_sessions):
+            R, r = model.recognize(session(i).to(model.device))
             g_t, lab_t = infer_chunked(R, r, ex)
             out.append(merge_short_bouts(lab_t.cpu().numpy(), g_t.cpu().numpy(),
                                          DEFAULT_MIN_BOUT))
@@ -333,7 +367,8 @@ def fit_model(
     polarities: list[str] | None = None,
     kin_recipe: int = KINEMATICS_RECIPE,
 ) -> FittedModel:
-    """Fit an SLDS-SVAE to preprocessed sessions, each (T_i, H, W) float32 in [0, 1], with
+    """Fit an SLDS-SVAE to preprocessed sessions, each (T_i, H, W) float in [0, 1] or uint8
+    crops (scaled by 1/255; memory-mapped arrays are read a block at a time), with
     each session's kinematics (T_i, F) from :func:`model.kinematics.from_scalars` if given,
     and each session's polarity ("dark" or "bright", ``Features.polarity``) if given: when the
     sessions include both, encoder and decoder are told it (``TrainSettings.polarity_input``).
@@ -377,12 +412,13 @@ def fit_model(
                         hidden=settings.hidden, polarity_input=settings.polarity_input and mixed,
                         trans_strength=settings.trans_strength * max(n_frames / states, 1.0),
                         **kin_fields)
-    tensors = [
-        observations(s, None if kinematics is None else kinematics[i], config,
-                     None if polarities is None else polarities[i])
-        for i, s in enumerate(sessions)
-    ]
-    data = _subsequences(tensors, settings.seq_len)
+    def session(i: int) -> torch.Tensor:
+        return _session_observations(
+            sessions[i], None if kinematics is None else kinematics[i], config,
+            None if polarities is None else polarities[i],
+        )
+
+    data = _subsequences([len(x) for x in sessions], settings.seq_len, session)
     n_seq = data.shape[0]
     B = min(settings.batch, n_seq)
     per_epoch = max(1, math.ceil(n_seq / B))
@@ -423,7 +459,7 @@ def fit_model(
 
     # Stage B: a sticky Gaussian HMM on the smoothed latents.
     report(0.9 * steps_a / total, "stage B: a first segmentation to initialise the states", {})
-    X, moments = smoothed_latents(model_a, data)
+    X = smoothed_latents(model_a, data)
     model = SLDSSVAE(config)
     prior_cpu = model.prior
     gamma0, pair0, active = fit_sticky_ghmm(
@@ -443,7 +479,7 @@ def fit_model(
     # state by tr(Q_k⁻¹ Cov) and the state with the largest Q takes all frames.
     x1 = X[:, 0]
     one = torch.ones((), dtype=X.dtype)
-    stats = SLDSStats(gamma0[:, 0].sum(0), pair0, moment_stats(gamma0, moments),
+    stats = SLDSStats(gamma0[:, 0].sum(0), pair0, moment_stats(model_a, data, gamma0),
                       MNIWStats(X.shape[0] * one.view(1, 1), x1.sum(0)[None], x1.T @ x1,
                                 X.shape[0] * one))
     # Empirical-Bayes (weak-limit HDP style) transition prior: entering state j is a priori as
@@ -463,7 +499,7 @@ def fit_model(
     model.encoder.load_state_dict(model_a.encoder.state_dict())
     model.decoder.load_state_dict(model_a.decoder.state_dict())
     model.to_device(dev)
-    del model_a, moments
+    del model_a
     cache = gamma0.to(torch.float32)
 
     # Stage C: the full SLDS-SVAE.
@@ -491,7 +527,7 @@ def fit_model(
     # Final pass: segment the training sessions, renumber states by usage, measure.
     report(0.92, "segmenting the training sessions", {})
     model.eval()
-    labels_all = _segment_sessions(model, tensors)
+    labels_all = _segment_sessions(model, len(sessions), session)
     # States whose bouts are mostly shorter than a syllable mark the passage between two
     # movements: they are switched off and the sessions segmented again without them.
     min_bout = settings.min_bout_s * fps
@@ -503,7 +539,7 @@ def fit_model(
         model.params = _switch_off(model.params, short)
         model.prior = _switch_off(model.prior, short)
         dropped += short
-        labels_all = _segment_sessions(model, tensors)
+        labels_all = _segment_sessions(model, len(sessions), session)
     usage = np.zeros(states)
     for lab in labels_all:
         usage += np.bincount(lab, minlength=states)
@@ -526,7 +562,7 @@ def fit_model(
         "median_duration_frames": median_frames,
         "median_duration_ms": 1000.0 * median_frames / fps,
         "session_median_durations_frames": durations,
-        "frames": int(sum(x.shape[0] for x in tensors)),
+        "frames": int(n_frames),
         "steps_a": steps_a,
         "steps_c": steps_c,
         "short_lived_states_dropped": len(dropped),
@@ -566,7 +602,7 @@ def fit_features(
     fps = model_rate([f.fps for f in features])
     shown = [at_rate(f, fps)[0] for f in features]
     fitted = fit_model(
-        [f.crops_float() for f in shown],
+        [f.crops for f in shown],  # uint8, made into floats a block at a time
         [f.kinematics() for f in shown],
         fps=fps,
         progress=progress,
