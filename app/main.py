@@ -19,7 +19,14 @@ from app.comparison import routes as comparison_routes
 from app.core.broker import broker_ok, job_sender
 from app.core.config import Settings, get_settings
 from app.core.db import engine_for, session_factory
-from app.core.errors import BadInput, Conflict, InsufficientStorage, NotFound, TooLarge
+from app.core.errors import (
+    BadInput,
+    Conflict,
+    InsufficientStorage,
+    NotFound,
+    StoredFileCorrupt,
+    TooLarge,
+)
 from app.core.metrics import registry_for
 from app.core.observability import RequestContextMiddleware
 from app.core.storage import storage_for
@@ -123,3 +130,4 @@ def _install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Conflict, handler(409))
     app.add_exception_handler(TooLarge, handler(413))
     app.add_exception_handler(InsufficientStorage, handler(507))
+    app.add_exception_handler(StoredFileCorrupt, handler(500))

@@ -51,7 +51,7 @@ def agreement_public(result: service.AgreementResult) -> AgreementPublic:
 
 
 @router.post("/sessions/{session_id}/annotations", status_code=status.HTTP_201_CREATED)
-async def upload_annotation(
+def upload_annotation(
     session_id: int,
     db: DbSession,
     storage: StorageDep,
@@ -61,9 +61,12 @@ async def upload_annotation(
     ],
     rater: Annotated[str, Form(max_length=200, description="who scored it")] = "",
 ) -> AnnotationPublic:
-    """Store a label file of this session; 422 with the line and column of the first problem."""
+    """Store a label file of this session; 422 with the line and column of the first problem.
+
+    A plain function, so it runs in a worker thread: reading the session's frame times may
+    fetch its feature file from a bucket, which must not stall the event loop."""
     session = experiments.get_session_or_raise(db, session_id)
-    data = await file.read(service.MAX_BYTES + 1)
+    data = file.file.read(service.MAX_BYTES + 1)  # already received: a spooled file
     if len(data) > service.MAX_BYTES:
         raise TooLarge(f"The label file is larger than {service.MAX_BYTES // 2**20} MB.")
     annotation = service.add_annotation(

@@ -21,3 +21,8 @@ class Conflict(ValueError):
 
 class InsufficientStorage(RuntimeError):
     """The storage volume is full; nothing partial was kept (HTTP 507)."""
+
+
+class StoredFileCorrupt(RuntimeError):
+    """A stored original does not hold what its content address says; nothing was written
+    over it (HTTP 500, with words an admin can act on)."""

@@ -10,12 +10,20 @@ checked again.
 
 Originals are keyed by their sha256 (``originals/ab/ab12....mp4``), uploaded in parts of
 ``SYLLABARY_S3_PART_SIZE`` from the file received on the web host, and never written over:
-nothing is sent when the key exists, and ``publish`` refuses the ``originals/`` prefix.
+nothing is sent when the key exists, every write of an original is conditional
+(``If-None-Match: *``, so a server that supports it refuses to replace an object that appeared
+meanwhile), ``publish`` refuses the ``originals`` folder and every key in it, and after sending
+the object's size is checked against the file's. An object under an original's key with another
+size is corrupt: it is reported, never replaced.
+
+Times are compared at whole seconds: a listing gives ``LastModified`` in milliseconds on some
+servers (MinIO), a HEAD request in seconds.
 """
 
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import tempfile
 from datetime import datetime
@@ -29,17 +37,58 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from app.core.config import Settings
-from app.core.storage import ORIGINALS, Storage, StoredFile, original_path
+from app.core.errors import StoredFileCorrupt
+from app.core.storage import Storage, StoredFile, is_original, original_path
 
 _MISSING = {"404", "NoSuchKey", "NotFound"}
+_CONDITIONAL_WRITES = ("PutObject", "CompleteMultipartUpload")
+log = logging.getLogger(__name__)
+
+
+def _write_originals_only_if_absent(params: dict[str, Any], **_kwargs: Any) -> None:
+    """Every write of an original asks the server to refuse it when the key exists."""
+    if is_original(str(params.get("Key", ""))):
+        params.setdefault("IfNoneMatch", "*")
+
+
+def _precondition_failed(exc: BaseException) -> bool:
+    """Whether a failed send (boto3 wraps the ClientError) was a refused conditional write."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ClientError):
+            error = seen.response.get("Error", {})
+            return str(error.get("Code")) in {"PreconditionFailed", "412"}
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _seconds(modified: datetime) -> float:
+    """A modification time at whole seconds, the precision every S3 answer has."""
+    return float(int(modified.timestamp()))
 
 
 class S3Storage(Storage):
     """Files in ``bucket``; ``root`` is this host's cache of them (and its upload scratch)."""
 
-    def __init__(self, root: Path, *, client: Any, bucket: str, part_size: int) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        client: Any,
+        bucket: str,
+        part_size: int,
+        probe_client: Any | None = None,
+    ) -> None:
         super().__init__(root)
         self.client, self.bucket = client, bucket
+        # /readyz asks with a client of its own that gives up fast (no retries, short timeouts).
+        self.probe_client = probe_client if probe_client is not None else client
+        for operation in _CONDITIONAL_WRITES:  # once per client, however many storages share it
+            client.meta.events.register(
+                f"before-parameter-build.s3.{operation}",
+                _write_originals_only_if_absent,
+                unique_id=f"syllabary-originals-if-none-match-{operation}",
+            )
         # Larger files go as a multipart upload (and ranged downloads) in parts of this size.
         self.transfer = TransferConfig(
             multipart_threshold=part_size, multipart_chunksize=part_size, max_concurrency=4
@@ -49,7 +98,7 @@ class S3Storage(Storage):
 
     def local(self, relative: str) -> Path:
         path, key = self.abspath(relative), self.key(relative)
-        if key.startswith(ORIGINALS) and path.is_file():
+        if is_original(key) and path.is_file():
             return path  # content-addressed: a cached original is the original
         head = self.head(key)
         if head is None:
@@ -86,10 +135,10 @@ class S3Storage(Storage):
         return head
 
     def _fetch(self, key: str, path: Path, size: int, modified: datetime) -> None:
-        stamp = modified.timestamp()
+        stamp = _seconds(modified)
         try:
             st = path.stat()
-            if st.st_size == size and st.st_mtime == stamp:
+            if st.st_size == size and int(st.st_mtime) == stamp:
                 return
         except FileNotFoundError:
             pass
@@ -101,7 +150,7 @@ class S3Storage(Storage):
         try:
             self.client.download_file(self.bucket, key, tmp, Config=self.transfer)
             os.utime(tmp, (stamp, stamp))
-            if key.startswith(ORIGINALS):
+            if is_original(key):
                 os.chmod(tmp, 0o444)
             os.replace(tmp, path)
         except BaseException:
@@ -116,8 +165,13 @@ class S3Storage(Storage):
             files = sorted(p for p in path.rglob("*") if p.is_file())
             if not files:
                 raise FileNotFoundError(errno.ENOENT, "nothing to publish", str(path))
-            for file in files:
-                self._upload(file, file.relative_to(self.root).as_posix())
+            # Every file checked before anything is sent: derived_key resolves links, so a link
+            # into the originals is refused too.
+            keys = [file.relative_to(self.root).as_posix() for file in files]
+            for file_key in keys:
+                self.derived_key(file_key)
+            for file, file_key in zip(files, keys, strict=True):
+                self._upload(file, file_key)
         else:
             self._upload(path, key)
 
@@ -126,27 +180,53 @@ class S3Storage(Storage):
         # This host's copy is now the object: stamp it so that reading it fetches nothing.
         head = self.head(key)
         if head is not None:
-            stamp = head["LastModified"].timestamp()
+            stamp = _seconds(head["LastModified"])
             os.utime(path, (stamp, stamp))
 
     def _finish(self, tmp_name: str, digest: str, size: int, filename: str) -> StoredFile:
         relative = original_path(digest, filename)
-        if self.head(relative) is None:
-            # Two uploads of the same bytes at once may both send them: same key, same bytes.
-            self.client.upload_file(
-                tmp_name,
-                self.bucket,
-                relative,
-                Config=self.transfer,
-                ExtraArgs={"Metadata": {"sha256": digest}},
-            )
+        head = self.head(relative)
+        if head is None:
+            try:
+                # Conditional (If-None-Match: *): where two uploads of the same bytes race, the
+                # server keeps the first object and refuses the second write.
+                self.client.upload_file(
+                    tmp_name,
+                    self.bucket,
+                    relative,
+                    Config=self.transfer,
+                    ExtraArgs={"Metadata": {"sha256": digest}},
+                )
+            except Exception as exc:
+                if not _precondition_failed(exc):
+                    raise
+                log.info("%s appeared while it was being sent; the first copy is kept", relative)
+            head = self.head(relative)
+        self._check_original(relative, head, size)
         # Only once the bucket has it (a failed send keeps a resumable upload's partial file).
         os.unlink(tmp_name)
         return StoredFile(path=relative, size_bytes=size, sha256=digest)
 
+    def _check_original(self, key: str, head: dict[str, Any] | None, size: int) -> None:
+        """The object under an original's key must hold the file's number of bytes."""
+        stored = None if head is None else int(head["ContentLength"])
+        if stored == size:
+            return
+        found = "no object" if stored is None else f"an object of {stored} bytes"
+        log.error(
+            "original %s in bucket %s: expected %d bytes, found %s",
+            key, self.bucket, size, found,
+        )  # fmt: skip
+        raise StoredFileCorrupt(
+            f"The bucket {self.bucket} holds {found} under {key}, but the uploaded file with "
+            f"that sha256 has {size} bytes: the stored original is damaged. Nothing was written "
+            "over it (originals are never replaced). Ask an admin to check that object and "
+            "delete it if it is wrong; then upload the file again."
+        )
+
     def remote_check(self) -> tuple[bool, str] | None:
         try:
-            self.client.head_bucket(Bucket=self.bucket)
+            self.probe_client.head_bucket(Bucket=self.bucket)
         except (BotoCoreError, ClientError) as exc:
             return False, f"bucket {self.bucket} unreachable: {exc.__class__.__name__}: {exc}"
         return True, "ok"
@@ -154,7 +234,7 @@ class S3Storage(Storage):
 
 def s3_storage(settings: Settings) -> S3Storage:
     """The bucket of ``settings`` with ``files_dir`` as this host's cache."""
-    client = _client(
+    where = (
         os.getpid(),  # a client is not shared with a forked child process
         settings.s3_endpoint_url or None,
         settings.s3_region,
@@ -163,21 +243,43 @@ def s3_storage(settings: Settings) -> S3Storage:
     )
     return S3Storage(
         settings.files_dir,
-        client=client,
+        client=_client(*where),
+        probe_client=_client(*where, probe=True),
         bucket=settings.s3_bucket,
         part_size=settings.s3_part_size,
     )
 
 
-@lru_cache(maxsize=8)
+PROBE_TIMEOUT_S = 2.0  # /readyz: a bucket that does not answer in this long is not ready
+
+
+@lru_cache(maxsize=16)
 def _client(
-    _pid: int, endpoint: str | None, region: str, access: str | None, secret: str | None
+    _pid: int,
+    endpoint: str | None,
+    region: str,
+    access: str | None,
+    secret: str | None,
+    *,
+    probe: bool = False,
 ) -> Any:
+    """The client for transfers (patient: retries, long timeouts), or with ``probe`` the one
+    for readiness checks (one attempt, short timeouts: an outage answers at once)."""
+    patience: dict[str, Any] = (
+        {
+            "connect_timeout": PROBE_TIMEOUT_S,
+            "read_timeout": PROBE_TIMEOUT_S,
+            # total_max_attempts counts the first request (max_attempts counts only retries).
+            "retries": {"total_max_attempts": 1, "mode": "standard"},
+        }
+        if probe
+        else {"retries": {"max_attempts": 5, "mode": "standard"}}
+    )
     config = Config(
         # Path-style URLs (endpoint/bucket/key): what MinIO and other self-hosted servers expect.
         s3={"addressing_style": "path" if endpoint else "auto"},
-        retries={"max_attempts": 5, "mode": "standard"},
         signature_version="s3v4",
+        **patience,
     )
     # Clients are thread-safe, sessions are not: a session of its own, used once.
     return boto3.session.Session().client(

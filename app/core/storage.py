@@ -51,6 +51,11 @@ def safe_suffix(filename: str) -> str:
     return suffix if _SAFE_SUFFIX.match(suffix) else ""
 
 
+def is_original(key: str) -> bool:
+    """Whether a key (in normal form) is the originals folder or lies in it."""
+    return key == ORIGINALS.rstrip("/") or key.startswith(ORIGINALS)
+
+
 def original_path(sha256: str, filename: str) -> str:
     """Where an original with these bytes is stored: its sha256, never a name."""
     return f"{ORIGINALS}{sha256[:2]}/{sha256}{safe_suffix(filename)}"
@@ -92,7 +97,7 @@ class Storage:
     def derived_key(self, relative: str) -> str:
         """The key of a derived file: originals arrive only through an upload, never this way."""
         key = self.key(relative)
-        if key.startswith(ORIGINALS):
+        if is_original(key):
             raise ValueError(f"{key} is an original: originals are never written over")
         return key
 
@@ -121,10 +126,6 @@ class Storage:
         """Move a fully received file (already hashed) into the originals, read-only."""
         size = path.stat().st_size
         return self._finish(str(path), sha256, size, filename)
-
-    async def adopt_async(self, path: Path, *, sha256: str, filename: str) -> StoredFile:
-        """``adopt`` off the event loop: into a bucket it sends the whole file."""
-        return await asyncio.to_thread(self.adopt, path, sha256=sha256, filename=filename)
 
     def save_chunks(
         self,

@@ -13,6 +13,7 @@ from app.core.db import Base, utcnow
 
 class UploadStatus(enum.StrEnum):
     receiving = "receiving"  # chunks arriving in a partial file
+    storing = "storing"  # all bytes arrived; the file is being stored (sent to a bucket)
     done = "done"  # stored as a session's original
     duplicate = "duplicate"  # the same bytes were already a session of the experiment
 

@@ -70,7 +70,7 @@ def start_upload(
 @router.get("/uploads/{upload_id}")
 def get_upload(upload_id: str, db: DbSession, storage: StorageDep) -> UploadPublic:
     """How many bytes arrived: a client resumes from ``received_bytes``."""
-    upload = service.reconcile(service.get_or_raise(db, upload_id), storage)
+    upload = service.reconcile(db, service.get_or_raise(db, upload_id), storage)
     db.commit()
     return upload_public(upload)
 

@@ -4,17 +4,29 @@ runs as they arrive, and the last chunk turns the upload into a session.
 
 A duplicate of a file already uploaded to the experiment is recognised by its sha256 and not
 stored twice: the existing session is returned.
+
+One request at a time writes an upload's bytes: each PUT holds an exclusive lock on
+``uploads/<id>.lock`` (``flock``, shared by this host's web processes) and a second request for
+the same upload meanwhile gets 409 instead of writing into the same file. With the last chunk
+the upload becomes ``storing`` (committed) and its file is moved to ``uploads/<id>.storing``, a
+name no request writes to, before it is stored (into a bucket: sent, which takes a while): a
+client that timed out and asks again sees ``storing``, and the bytes being sent cannot change.
+A failed store puts the file back and the upload is ``receiving`` again from the last chunk's
+first byte; a request that died while storing is noticed (the lock is free) by the next request
+for that upload, which does the same.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import fcntl
 import hashlib
 import os
 import re
 import threading
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +63,54 @@ def _partial(storage: Storage, upload_id: str) -> Path:
     return storage.abspath(f"uploads/{upload_id}.part")
 
 
+def _storing(storage: Storage, upload_id: str) -> Path:
+    """Where a complete file waits while it is stored: no request writes to this name."""
+    return storage.abspath(f"uploads/{upload_id}.storing")
+
+
+def _lock_file(storage: Storage, upload_id: str) -> Path:
+    return storage.abspath(f"uploads/{upload_id}.lock")
+
+
+@contextlib.contextmanager
+def _writer_lock(storage: Storage, upload: Upload) -> Iterator[int | None]:
+    """The right to write or store this upload's bytes: the lock file's descriptor, or None
+    while another request holds it."""
+    try:
+        fd = os.open(_lock_file(storage, upload.id), os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise_if_full(exc, upload.filename, upload.received_bytes)
+        raise
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield None
+            return
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _busy(upload: Upload) -> Conflict:
+    return Conflict(
+        f"Another request is still writing or storing the bytes of {upload.filename} (upload "
+        f"{upload.id}); nothing was written. Ask GET /api/uploads/{upload.id} in a few seconds "
+        "and continue from its received_bytes once its status is receiving."
+    )
+
+
+def _not_receiving(upload: Upload) -> Conflict:
+    if upload.status == UploadStatus.storing:
+        return Conflict(
+            f"Upload {upload.id} has all {upload.size_bytes} bytes of {upload.filename} and is "
+            f"being stored; nothing was written. Ask GET /api/uploads/{upload.id} until its "
+            "status is done (or receiving again, if storing failed: then resend from its "
+            "received_bytes)."
+        )
+    return Conflict(f"Upload {upload.id} is already {upload.status}.")
+
+
 def start(
     db: Session,
     *,
@@ -83,6 +143,7 @@ def start(
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.touch()
+        _lock_file(storage, upload.id).touch()
     except OSError as exc:
         raise_if_full(exc, filename, 0)
         raise
@@ -96,17 +157,38 @@ def get_or_raise(db: Session, upload_id: str) -> Upload:
     return upload
 
 
-def reconcile(upload: Upload, storage: Storage) -> Upload:
-    """After a crash the partial file may hold fewer bytes than recorded (chunks are synced to
+def reconcile(db: Session, upload: Upload, storage: Storage) -> Upload:
+    """The upload as a client may resume it. While a request writes or stores its bytes, as
+    that request left the row; else checked against the disk (see ``_reconcile_locked``)."""
+    if upload.status not in (UploadStatus.receiving, UploadStatus.storing):
+        return upload
+    with _writer_lock(storage, upload) as lock:
+        if lock is None:
+            return upload
+        db.commit()  # ends this session's transaction: the refresh sees the latest commit
+        db.refresh(upload)
+        _reconcile_locked(upload, storage)
+        db.commit()
+    return upload
+
+
+def _reconcile_locked(upload: Upload, storage: Storage) -> None:
+    """With the upload's lock held. A ``storing`` upload whose request is gone (it died while
+    storing) gets its file back and is ``receiving`` from the last chunk's first byte. And
+    after a crash the partial file may hold fewer bytes than recorded (chunks are synced to
     disk only at the end, for speed): resume from what is really on disk."""
+    path = _partial(storage, upload.id)
+    if upload.status == UploadStatus.storing:
+        storing = _storing(storage, upload.id)
+        if storing.exists():
+            os.replace(storing, path)
+        upload.status = UploadStatus.receiving
     if upload.status == UploadStatus.receiving:
-        path = _partial(storage, upload.id)
         on_disk = path.stat().st_size if path.exists() else 0
         if on_disk < upload.received_bytes:
             upload.received_bytes = on_disk
             with _hash_lock:
                 _hashers.pop(upload.id, None)
-    return upload
 
 
 def parse_range(header: str | None, total: int) -> tuple[int, int]:
@@ -153,8 +235,32 @@ async def receive_chunk(
     Returns the session when this chunk completed the upload.
     """
     if upload.status != UploadStatus.receiving:
-        raise Conflict(f"Upload {upload.id} is already {upload.status}.")
-    reconcile(upload, storage)
+        raise _not_receiving(upload)
+    with _writer_lock(storage, upload) as lock:
+        if lock is None:
+            raise _busy(upload)
+        db.commit()  # ends this session's transaction: the refresh sees the latest commit
+        db.refresh(upload)  # as the request that held the lock before left it
+        if upload.status not in (UploadStatus.receiving, UploadStatus.storing):
+            _lock_file(storage, upload.id).unlink(missing_ok=True)  # made again by this request
+            raise _not_receiving(upload)
+        _reconcile_locked(upload, storage)
+        return await _receive_locked(
+            db, lock=lock, upload=upload, content_range=content_range, body=body,
+            settings=settings, storage=storage,
+        )  # fmt: skip
+
+
+async def _receive_locked(
+    db: Session,
+    *,
+    lock: int,
+    upload: Upload,
+    content_range: str | None,
+    body: AsyncIterator[bytes],
+    settings: Settings,
+    storage: Storage,
+) -> VideoSession | None:
     if upload.size_bytes == 0:
         start, end = 0, 0
     else:
@@ -208,14 +314,15 @@ async def receive_chunk(
             f"The chunk ended after {written} of {end - start} bytes (connection dropped?); "
             f"send it again from byte {start}."
         )
-    upload.received_bytes = end
     if end < upload.size_bytes:
+        upload.received_bytes = end
         with _hash_lock:
             _hashers[upload.id] = (end, digest)
         return None
     return await _finish(
-        db, upload=upload, sha256=digest.hexdigest(), settings=settings, storage=storage
-    )
+        db, lock=lock, upload=upload, sha256=digest.hexdigest(), settings=settings,
+        storage=storage,
+    )  # fmt: skip
 
 
 def _check_head(out: Any, start: int, head: bytes, filename: str) -> None:
@@ -238,33 +345,84 @@ def _truncate_quietly(out: Any, start: int) -> None:
 
 
 async def _finish(
-    db: Session, *, upload: Upload, sha256: str, settings: Settings, storage: Storage
+    db: Session, *, lock: int, upload: Upload, sha256: str, settings: Settings, storage: Storage
 ) -> VideoSession:
     experiment = experiments.get_experiment_or_raise(db, upload.experiment_id)
-    path = _partial(storage, upload.id)
-    # Stored before the session is recorded, off the event loop: into a bucket this sends the
-    # whole file. A duplicate of the experiment's own is not stored (and dropped below).
-    stored: StoredFile | None = None
-    if _same_bytes(db, experiment, sha256) is None:
-        stored = await storage.adopt_async(path, sha256=sha256, filename=upload.filename)
+    # Committed before anything moves: a client that asks again meanwhile is told "storing".
+    # received_bytes stays at the last chunk's first byte, where a failed store resumes.
+    upload.status = UploadStatus.storing
+    db.commit()
+    partial, path = _partial(storage, upload.id), _storing(storage, upload.id)
+    os.replace(partial, path)  # out of reach of any request that writes chunks
+    try:
+        stored = await _store(lock, storage, path, partial, sha256, upload.filename, experiment, db)
 
-    def adopt() -> StoredFile:
-        if stored is not None:
-            return stored
-        try:  # a session with these bytes went away in between: store them after all
-            return storage.adopt(path, sha256=sha256, filename=upload.filename)
-        except UploadTooLarge as exc:  # pragma: no cover - checked at start
-            raise TooLarge(str(exc)) from exc
+        def adopt() -> StoredFile:
+            if stored is not None:
+                return stored
+            try:  # a session with these bytes went away in between: store them after all
+                return storage.adopt(path, sha256=sha256, filename=upload.filename)
+            except UploadTooLarge as exc:  # pragma: no cover - checked at start
+                raise TooLarge(str(exc)) from exc
 
-    session, duplicate = record_session(
-        db, experiment=experiment, sha256=sha256, store=adopt, filename=upload.filename,
-        subject=upload.subject, cohort=upload.cohort, settings=settings,
-    )  # fmt: skip
-    if duplicate:
-        path.unlink(missing_ok=True)
-    upload.status = UploadStatus.duplicate if duplicate else UploadStatus.done
-    upload.session_id = session.id
+        session, duplicate = record_session(
+            db, experiment=experiment, sha256=sha256, store=adopt, filename=upload.filename,
+            subject=upload.subject, cohort=upload.cohort, settings=settings,
+        )  # fmt: skip
+        if duplicate:
+            path.unlink(missing_ok=True)
+        upload.status = UploadStatus.duplicate if duplicate else UploadStatus.done
+        upload.received_bytes = upload.size_bytes
+        upload.session_id = session.id
+        db.commit()
+    except Exception:
+        # Not stored: the bytes go back to the partial file and the client's retry of the last
+        # chunk rewrites it and stores it again. (A cancelled request skips this: the store
+        # goes on in its thread, holding the lock, and the next request recovers the upload.)
+        db.rollback()
+        with contextlib.suppress(OSError):
+            if path.exists():
+                os.replace(path, partial)
+        with _hash_lock:
+            _hashers.pop(upload.id, None)
+        upload.status = UploadStatus.receiving
+        with contextlib.suppress(Exception):
+            db.commit()
+        raise
+    _lock_file(storage, upload.id).unlink(missing_ok=True)  # done: no request writes again
     return session
+
+
+async def _store(
+    lock: int,
+    storage: Storage,
+    path: Path,
+    partial: Path,
+    sha256: str,
+    filename: str,
+    experiment: Experiment,
+    db: Session,
+) -> StoredFile | None:
+    """Store the complete file at ``path`` (into a bucket: send it), off the event loop, unless
+    the experiment has these bytes already (None then). The thread holds the upload's lock
+    until it ends, even if this request is cancelled meanwhile; when the store fails it puts
+    the file back at ``partial`` first."""
+    if _same_bytes(db, experiment, sha256) is not None:
+        return None
+    held = os.dup(lock)  # the same open file, so the same lock
+
+    def store() -> StoredFile:
+        try:
+            return storage.adopt(path, sha256=sha256, filename=filename)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                if path.exists():
+                    os.replace(path, partial)
+            raise
+        finally:
+            os.close(held)
+
+    return await asyncio.shield(asyncio.to_thread(store))
 
 
 def record_session(

@@ -84,7 +84,7 @@ export class Upload {
     if (remembered) {
       try {
         const state = await api("GET", `/api/uploads/${remembered}`);
-        if (state.status === "receiving") {
+        if (state.status === "receiving" || state.status === "storing") {
           this.id = remembered;
           this.sent = state.received_bytes || 0;
           return state;
@@ -160,6 +160,12 @@ export class Upload {
             this.sessionId = state.session_id ?? null;
             this.set(state.status);
             return;
+          }
+          if (state.status === "storing") {
+            // Every byte arrived and the server is storing the file: wait for it, send nothing.
+            this.set("retrying", "all bytes sent; the server is storing the file");
+            await sleep(2000);
+            continue;
           }
           break;
         } catch (err) {

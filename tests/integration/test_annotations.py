@@ -143,6 +143,36 @@ def test_a_bad_file_says_its_line_and_column_and_stores_nothing(client) -> None:
     assert client.get(f"/api/sessions/{sid}/annotations").json() == []
 
 
+def test_reading_the_frame_times_does_not_block_the_event_loop(
+    make_app, tmp_path, monkeypatch
+) -> None:
+    """With a bucket, the frame times come from a feature file that may be downloaded first:
+    that must happen in a worker thread, never on the event loop."""
+    import asyncio
+
+    from app.annotations import service as annotations
+
+    client = make_app(backend_env(tmp_path))
+    eid, model_id = new_experiment(client)
+    sid, truth, _pred = add_session(client, eid, model_id, seconds=3, seed=5)
+    on_loop: list[bool] = []
+    real = annotations.frame_times
+
+    def frame_times(storage: Any, session: Any) -> np.ndarray:
+        try:
+            asyncio.get_running_loop()
+            on_loop.append(True)
+        except RuntimeError:
+            on_loop.append(False)
+        return real(storage, session)
+
+    monkeypatch.setattr(annotations, "frame_times", frame_times)
+    rows = "frame,behaviour\n" + "".join(f"{i},walk\n" for i in range(truth.n_frames))
+    answer = upload(client, sid, "scored.csv", rows.encode())
+    assert answer.status_code == 201, answer.text
+    assert on_loop == [False]
+
+
 def test_raters_are_pooled_over_sessions_but_kept_apart_and_exported(client) -> None:
     eid, model_id = new_experiment(client)
     first, truth1, _ = add_session(client, eid, model_id, seconds=20, seed=3)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
+import threading
+import time
 import types
 import uuid
 from collections.abc import Callable, Iterator
@@ -21,10 +23,11 @@ import numpy as np
 import pytest
 
 from app.core.config import Settings
+from app.core.errors import StoredFileCorrupt
 from app.core.s3storage import S3Storage
-from app.core.storage import Storage, storage_for
+from app.core.storage import Storage, original_path, storage_for
 from tests import factories
-from tests.conftest import backend_env
+from tests.conftest import FAKE_MP4, backend_env
 
 PART = 5 * 1024**2  # the smallest part S3 accepts
 KEYS = {"s3_access_key": "testing", "s3_secret_key": "testing"}
@@ -207,6 +210,87 @@ def test_a_failed_send_keeps_nothing_in_scratch_and_no_object(
     assert _objects(web) == {}
 
 
+def test_a_short_object_under_an_originals_key_is_reported_and_never_replaced(
+    host: Callable[[str], S3Storage], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    web = host("web")
+    data = FAKE_MP4 + os.urandom(5000)
+    key = original_path(hashlib.sha256(data).hexdigest(), "m.mp4")
+    web.client.put_object(Bucket=web.bucket, Key=key, Body=data[:10])  # a damaged original
+    etag = web.client.head_object(Bucket=web.bucket, Key=key)["ETag"]
+    sent = _count_uploads(web, monkeypatch)
+
+    with pytest.raises(StoredFileCorrupt, match="10 bytes") as refused:
+        web.save_chunks(iter([data]), "m.mp4", max_bytes=10_000)
+    assert key in str(refused.value) and "Nothing was written over it" in str(refused.value)
+    assert sent == []
+    assert _body(web, key) == data[:10]
+    assert web.client.head_object(Bucket=web.bucket, Key=key)["ETag"] == etag
+    assert list((web.root / "tmp").iterdir()) == []
+
+
+def test_an_original_that_appears_while_it_is_sent_is_kept_not_written_over(
+    host: Callable[[str], S3Storage], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two uploads of the same bytes race: both find no object, both send. The write is
+    conditional, so the server keeps the first object; the second is checked, not forced."""
+    web = host("web")
+    real_head = web.head
+    asked: list[str] = []
+
+    def head_before_the_other_upload(key: str) -> Any:
+        asked.append(key)
+        return None if len(asked) == 1 else real_head(key)  # the first look saw no object
+
+    monkeypatch.setattr(web, "head", head_before_the_other_upload)
+    sent = _count_uploads(web, monkeypatch)
+
+    # The other upload stored the same bytes meanwhile: accepted, nothing replaced.
+    data = FAKE_MP4 + os.urandom(3000)
+    key = original_path(hashlib.sha256(data).hexdigest(), "m.mp4")
+    web.client.put_object(Bucket=web.bucket, Key=key, Body=data)
+    stored = web.save_chunks(iter([data]), "m.mp4", max_bytes=10_000)
+    assert stored.path == key and sent == [key]
+    assert _body(web, key) == data
+
+    # What appeared meanwhile is damaged (a short object): refused, and it stays as it was
+    # for an admin to look at: the conditional write did not replace it.
+    asked.clear()
+    other = FAKE_MP4 + os.urandom(3000)
+    other_key = original_path(hashlib.sha256(other).hexdigest(), "m.mp4")
+    web.client.put_object(Bucket=web.bucket, Key=other_key, Body=other[:100])
+    with pytest.raises(StoredFileCorrupt, match="100 bytes"):
+        web.save_chunks(iter([other]), "m.mp4", max_bytes=10_000)
+    assert sent == [key, other_key]
+    assert _body(web, other_key) == other[:100]
+
+    # The same with a multipart upload: its completion is conditional too.
+    asked.clear()
+    big = FAKE_MP4 + os.urandom(PART + 1000)
+    big_key = original_path(hashlib.sha256(big).hexdigest(), "m.mp4")
+    web.client.put_object(Bucket=web.bucket, Key=big_key, Body=big[:PART])
+    with pytest.raises(StoredFileCorrupt, match=f"{PART} bytes"):
+        web.save_chunks(iter([big]), "m.mp4", max_bytes=len(big))
+    assert _body(web, big_key) == big[:PART]
+    assert not web.client.list_multipart_uploads(Bucket=web.bucket).get("Uploads")
+
+
+def test_an_original_is_checked_against_the_file_after_it_is_sent(
+    host: Callable[[str], S3Storage], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    web = host("web")
+    real = web.client.upload_file
+
+    def loses_bytes(filename: str, bucket: str, key: str, **kwargs: Any) -> Any:
+        short = Path(filename).with_suffix(".short")
+        short.write_bytes(Path(filename).read_bytes()[:50])
+        return real(str(short), bucket, key, **kwargs)
+
+    monkeypatch.setattr(web.client, "upload_file", loses_bytes)
+    with pytest.raises(StoredFileCorrupt, match="50 bytes"):
+        web.save_chunks(iter([FAKE_MP4 + b"z" * 500]), "m.mp4", max_bytes=10_000)
+
+
 # ---------------------------------------------------------------------------------------------
 # derived files
 
@@ -284,6 +368,57 @@ def test_a_model_directory_is_published_and_fetched_whole_by_its_prefix(
         worker.local_dir("models/4")
 
 
+def test_a_cached_original_read_through_a_listing_is_not_fetched_again(
+    host: Callable[[str], S3Storage], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A listing gives LastModified in milliseconds on MinIO, a HEAD request in seconds: a copy
+    fetched through one is fresh for the other."""
+    worker, web = host("worker"), host("web")
+    rel = "models/2/model.json"
+    worker.abspath(rel).parent.mkdir(parents=True)
+    worker.abspath(rel).write_text("{}")
+    worker.publish("models/2")
+    head = web.head(rel)
+    assert head is not None
+    listed = head["LastModified"].replace(microsecond=345_000)  # as MinIO lists it
+    web._fetch(rel, web.abspath(rel), int(head["ContentLength"]), listed)
+
+    fetched: list[str] = []
+    real = web.client.download_file
+
+    def download_file(bucket: str, key: str, filename: str, **kwargs: Any) -> Any:
+        fetched.append(key)
+        return real(bucket, key, filename, **kwargs)
+
+    monkeypatch.setattr(web.client, "download_file", download_file)
+    assert web.local(rel).read_text() == "{}"
+    web.local_dir("models/2")
+    assert fetched == []
+
+
+def test_publish_refuses_the_originals_folder_itself_and_links_into_it(
+    host: Callable[[str], S3Storage], tmp_path: Path
+) -> None:
+    storage = host("a")
+    cached = storage.abspath("originals/ab/ab12.mp4")
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"tampered copy")
+    for bad in ("originals", "originals/", "./originals", "x/../originals", "originals/ab"):
+        with pytest.raises(ValueError, match="original"):
+            storage.publish(bad)
+    # A model directory holding a link to a cached original: nothing of it is sent.
+    artifact = storage.abspath("models/5")
+    artifact.mkdir(parents=True)
+    (artifact / "model.json").write_text("{}")
+    (artifact / "video.mp4").symlink_to(cached)
+    with pytest.raises(ValueError, match="original"):
+        storage.publish("models/5")
+    assert _objects(storage) == {}
+    # The folder backend refuses the same paths.
+    with pytest.raises(ValueError, match="original"):
+        Storage(tmp_path / "folder").publish("x/../originals")
+
+
 def test_paths_that_leave_the_root_are_refused(host: Callable[[str], S3Storage]) -> None:
     storage = host("a")
     for bad in ("../../etc/passwd", "sessions/../../outside.npz", "/etc/passwd"):
@@ -311,6 +446,37 @@ def test_readiness_names_the_bucket(host: Callable[[str], S3Storage], tmp_path: 
     ok, reason = missing.remote_check() or (True, "")
     assert not ok and "no-such-bucket" in reason
     assert Storage(tmp_path).remote_check() is None
+
+
+def test_readiness_answers_in_seconds_when_the_bucket_does_not(tmp_path: Path) -> None:
+    """A server that accepts connections and never answers (an outage behind a load
+    balancer): /readyz must say so at once, not after minutes of retries."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)  # connections complete in the backlog; nothing is ever read
+        settings = Settings(
+            storage="s3",
+            storage_dir=tmp_path / "host",
+            s3_bucket="lab-files",
+            s3_endpoint_url=f"http://127.0.0.1:{silent.getsockname()[1]}",
+            s3_part_size=PART,
+            **KEYS,
+        )
+        storage = storage_for(settings)
+        assert isinstance(storage, S3Storage)
+        answer: list[tuple[bool, str] | None] = []
+        began = time.monotonic()
+        probe = threading.Thread(target=lambda: answer.append(storage.remote_check()), daemon=True)
+        probe.start()
+        probe.join(20)
+        assert not probe.is_alive(), "the readiness check is still waiting for the bucket"
+        assert time.monotonic() - began < 10
+    ok, reason = answer[0] or (True, "")
+    assert not ok and "lab-files" in reason
+    # One attempt for the probe; transfers keep their patience (retries, default timeouts).
+    assert storage.probe_client.meta.config.retries["total_max_attempts"] == 1
+    assert storage.client.meta.config.retries["total_max_attempts"] == 6
+    assert storage.client.meta.config.read_timeout == 60
 
 
 def test_backup_refuses_a_bucket_instead_of_copying_only_a_cache(tmp_path: Path) -> None:
@@ -422,3 +588,134 @@ def test_upload_ingest_and_viewing_go_through_the_bucket(
     assert viewer.status_code == 200 and viewer.json()["tracks"]["time_s"], viewer.text
     assert (web.root / folder / "features.npz").is_file()
     assert not web.abspath(original).exists()  # the web host never needed the original
+
+
+def _resumable(client: Any, experiment_id: int, data: bytes) -> tuple[str, Callable[..., Any]]:
+    upload = client.post(
+        f"/api/experiments/{experiment_id}/uploads", json={"filename": "m.mp4", "size": len(data)}
+    ).json()
+
+    def put(start: int, end: int) -> Any:
+        return client.put(
+            f"/api/uploads/{upload['id']}",
+            content=data[start:end],
+            headers={"Content-Range": f"bytes {start}-{end - 1}/{len(data)}"},
+        )
+
+    return str(upload["id"]), put
+
+
+def _s3_app(make_app: Callable[..., Any], tmp_path: Path, s3_endpoint: str, bucket: str) -> Any:
+    env = backend_env(
+        tmp_path,
+        storage="s3",
+        storage_dir=tmp_path / "web-host",
+        s3_bucket=bucket,
+        s3_endpoint_url=s3_endpoint,
+        s3_part_size=PART,
+        **KEYS,
+    )
+    return make_app(env)
+
+
+def test_a_retry_while_the_last_chunk_is_sent_cannot_touch_the_bytes_being_sent(
+    make_app: Callable[..., Any],
+    tmp_path: Path,
+    s3_endpoint: str,
+    bucket: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The request with the last chunk waits while the file goes to the bucket; the client
+    times out, asks how far the upload is and sends the last chunk again. That retry must not
+    rewrite the file being sent: it is told the upload is being stored, and nothing changes."""
+    client = _s3_app(make_app, tmp_path, s3_endpoint, bucket)
+    web: S3Storage = client.app.state.storage
+    eid = client.post("/api/experiments", json={"name": "Slow bucket"}).json()["id"]
+    data = FAKE_MP4 + os.urandom(300_000)
+    cut = 200_000
+    upload_id, put = _resumable(client, eid, data)
+    assert put(0, cut).status_code == 200
+
+    sending, release = threading.Event(), threading.Event()
+    being_sent: list[str] = []
+    real = web.client.upload_file
+
+    def slow(filename: str, bucket: str, key: str, **kwargs: Any) -> Any:
+        being_sent.append(filename)
+        sending.set()
+        assert release.wait(30)
+        return real(filename, bucket, key, **kwargs)
+
+    monkeypatch.setattr(web.client, "upload_file", slow)
+    first: list[Any] = []
+    sender = threading.Thread(target=lambda: first.append(put(cut, len(data))))
+    sender.start()
+    try:
+        assert sending.wait(30)
+        state = client.get(f"/api/uploads/{upload_id}").json()
+        assert (state["status"], state["received_bytes"]) == ("storing", cut)
+        retry = put(cut, len(data))
+        assert retry.status_code == 409, retry.text
+        assert "nothing was written" in retry.json()["detail"]
+        # The file being sent is not at the name chunks are written to, and it is whole.
+        assert not (web.root / "uploads" / f"{upload_id}.part").exists()
+        assert Path(being_sent[0]).read_bytes() == data
+    finally:
+        release.set()
+        sender.join(30)
+    assert first[0].status_code == 200, first[0].text
+    assert first[0].json()["status"] == "done"
+    digest = hashlib.sha256(data).hexdigest()
+    assert _body(web, original_path(digest, "m.mp4")) == data
+    state = client.get(f"/api/uploads/{upload_id}").json()
+    assert (state["status"], state["received_bytes"]) == ("done", len(data))
+    assert list((web.root / "uploads").iterdir()) == []  # no partial file, no lock left
+    again = put(cut, len(data))
+    assert again.status_code == 409 and "already done" in again.json()["detail"]
+
+
+def test_a_failed_or_abandoned_store_resumes_from_the_last_chunk(
+    make_app: Callable[..., Any],
+    tmp_path: Path,
+    s3_endpoint: str,
+    bucket: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from app.uploads.models import Upload, UploadStatus
+
+    client = _s3_app(make_app, tmp_path, s3_endpoint, bucket)
+    web: S3Storage = client.app.state.storage
+    eid = client.post("/api/experiments", json={"name": "Bucket outage"}).json()["id"]
+    data = FAKE_MP4 + os.urandom(300_000)
+    cut = 100_000
+    upload_id, put = _resumable(client, eid, data)
+    assert put(0, cut).status_code == 200
+    partial = web.root / "uploads" / f"{upload_id}.part"
+
+    def refuse(*_args: Any, **_kwargs: Any) -> None:
+        raise ConnectionError("bucket went away")
+
+    monkeypatch.setattr(web.client, "upload_file", refuse)
+    with pytest.raises(ConnectionError):
+        put(cut, len(data))
+    state = client.get(f"/api/uploads/{upload_id}").json()
+    assert (state["status"], state["received_bytes"]) == ("receiving", cut)
+    assert partial.read_bytes() == data  # put back whole; the retry rewrites the last chunk
+    assert _objects(web) == {}
+
+    # A web process that died while storing leaves the row "storing" and the file set aside;
+    # with nobody holding the upload's lock, the next request gives the upload back.
+    with client.app.state.session_factory() as db:
+        row = db.get(Upload, upload_id)
+        assert row is not None
+        row.status = UploadStatus.storing
+        db.commit()
+    partial.rename(partial.with_suffix(".storing"))
+    state = client.get(f"/api/uploads/{upload_id}").json()
+    assert (state["status"], state["received_bytes"]) == ("receiving", cut)
+    assert partial.read_bytes() == data
+
+    monkeypatch.undo()
+    done = put(cut, len(data))
+    assert done.status_code == 200 and done.json()["status"] == "done", done.text
+    assert _body(web, original_path(hashlib.sha256(data).hexdigest(), "m.mp4")) == data
