@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from model import train
+from model import training_data
 from model.stage_b import moment_stats, smoothed_latents
 from model.svae import SLDSSVAE, SVAEConfig, observations, transition_moments
 
@@ -21,8 +21,8 @@ def test_uint8_crops_in_blocks_are_the_floats_at_once(monkeypatch: pytest.Monkey
     rng = np.random.default_rng(0)
     crops = rng.integers(0, 256, size=(23, 12, 10), dtype=np.uint8)
     kin = rng.standard_normal((23, 2))
-    monkeypatch.setattr(train, "_BLOCK", 5)  # several blocks and a short last one
-    blocks = train._session_observations(crops, kin, _config(), None)
+    monkeypatch.setattr(training_data, "_BLOCK", 5)  # several blocks and a short last one
+    blocks = training_data.session_observations(crops, kin, _config(), None)
     whole = observations(crops.astype(np.float32) / np.float32(255.0), kin, _config())
     assert blocks.shape == (23, 30 + 2)
     assert torch.equal(blocks, whole)
@@ -36,12 +36,12 @@ def test_sessions_are_cut_into_subsequences_in_order() -> None:
         return torch.arange(lengths[i] * 2, dtype=torch.float32).reshape(-1, 2) + 1000 * i
 
     lengths = [10, 3, 9]
-    data = train._subsequences(lengths, 4, session)
+    data = training_data.subsequences(lengths, 4, session)
     assert made == [0, 2]  # a session shorter than a subsequence is never made
     assert data.shape == (2 + 2, 4, 2)
     assert torch.equal(data[1], session(0)[4:8]) and torch.equal(data[3], session(2)[4:8])
     with pytest.raises(ValueError, match="at least 4 frames"):
-        train._subsequences([3, 2], 4, session)
+        training_data.subsequences([3, 2], 4, session)
 
 
 def test_moments_summed_by_chunk_equal_the_whole(float64: None) -> None:

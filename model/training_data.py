@@ -1,0 +1,54 @@
+"""What a fit trains on: each session's observations, made a block of frames at a time, cut
+into one tensor of subsequences, so that the experiment's crops never exist as floats at once
+(memory that grows with the video is the limit on hours of data)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from model.svae import SVAEConfig, observations
+
+_BLOCK = 4096  # frames turned into observations at a time
+
+
+def session_observations(
+    frames: np.ndarray, kinematics: np.ndarray | None, config: SVAEConfig, polarity: str | None
+) -> torch.Tensor:
+    """One session's (T, P) observations, made block by block from float [0, 1] or uint8 crops
+    (possibly memory-mapped), so a session's crops never exist whole as floats (every step is
+    per frame: the result is the same as all at once)."""
+    parts = []
+    for i in range(0, len(frames), _BLOCK):
+        block = np.asarray(frames[i : i + _BLOCK])
+        if block.dtype == np.uint8:  # as Features.crops_float: float32, then / 255
+            block = block.astype(np.float32)
+            block /= np.float32(255.0)
+        kin = None if kinematics is None else kinematics[i : i + _BLOCK]
+        parts.append(observations(block, kin, config, polarity))
+    return torch.cat(parts) if len(parts) > 1 else parts[0]
+
+
+def subsequences(
+    lengths: list[int], seq_len: int, session: Callable[[int], torch.Tensor]
+) -> torch.Tensor:
+    """Every session's observations cut into non-overlapping (N, seq_len, P) pieces (short
+    tails dropped), filled session by session into one tensor: ``session(i)`` makes session
+    i's (T_i, P) observations, and only one session's exist besides the pieces."""
+    counts = [n // seq_len for n in lengths]
+    if not sum(counts):
+        raise ValueError(f"need at least {seq_len} frames in one session to fit a model")
+    data: torch.Tensor | None = None
+    at = 0
+    for i, n in enumerate(counts):
+        if not n:
+            continue
+        x = session(i)
+        if data is None:
+            data = x.new_empty(sum(counts), seq_len, x.shape[1])
+        data[at : at + n] = x[: n * seq_len].reshape(n, seq_len, -1)
+        at += n
+    assert data is not None
+    return data
