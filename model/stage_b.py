@@ -20,6 +20,7 @@ from model.hmm import forward_backward
 from model.kalman import KalmanResult
 from model.priors import MNIWStats
 from model.svae import SLDSSVAE, local_posterior, transition_moments
+from model.training_data import as_float
 
 
 def _posteriors(
@@ -29,7 +30,7 @@ def _posteriors(
     ex = model.expectations()
     with torch.no_grad():
         for i in range(0, data.shape[0], chunk):
-            R, r = model.recognize(data[i : i + chunk].to(model.device))
+            R, r = model.recognize(as_float(data[i : i + chunk], model.device))
             yield i, local_posterior(R, r, ex, max_sweeps=1).kalman
 
 

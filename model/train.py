@@ -42,7 +42,7 @@ from model.svae import (
     params_to,
     sufficient_stats,
 )
-from model.training_data import session_observations, subsequences
+from model.training_data import as_float, session_observations, storage_dtype, subsequences
 
 ProgressFn = Callable[[float, str, dict], None]
 
@@ -96,6 +96,9 @@ class TrainSettings:
     # stage A leaves the body's sideways bend out of the latents and splits rearing by polarity.
     pretrain_passes: float = 30.0
     pretrain_batch: int = 2048
+    # The training tensor is kept in float16 once float32 would take more than this (GiB):
+    # a fit's memory must not grow past a worker's with hours of video (model.training_data).
+    half_above_gib: float = 1.0
     # The kinematics enter the latent state as observed dimensions (SVAEConfig.kin_in_state)
     # rather than through encoder and decoder (``kin_weight`` and ``stage_b_kinematics`` then
     # play no part: stage B sees them in the latents): through the networks, the latents mixed
@@ -142,7 +145,7 @@ def _run_steps(
             order, pos = rng.permutation(n_seq), 0
         idx = torch.as_tensor(order[pos : pos + B])
         pos += B
-        batch = data[idx].to(device)
+        batch = as_float(data[idx], device)
         warm = min(settings.warmup_steps, max(1, steps // 5))
         for g in opt.param_groups:
             g["lr"] = lr * min(1.0, (step + 1) / warm)
@@ -185,7 +188,7 @@ def _pretrain_frames(
     for _ in range(steps):
         idx = torch.randint(0, frames.shape[0], (min(batch, frames.shape[0]),), generator=gen,
                             device=gen.device)
-        x = frames[idx.cpu()].to(model.device)
+        x = as_float(frames[idx.cpu()], model.device)
         R, r = model.pose_potentials(x)
         m = r / R
         noise = torch.randn(m.shape, generator=gen, dtype=m.dtype, device=gen.device)
@@ -375,7 +378,9 @@ def fit_model(
             None if polarities is None else polarities[i],
         )
 
-    data = subsequences([len(x) for x in sessions], settings.seq_len, session)
+    width = config.pixels + config.kinematics + int(config.polarity_input)
+    data = subsequences([len(x) for x in sessions], settings.seq_len, session,
+                        storage_dtype(n_frames, width, settings.half_above_gib))
     n_seq = data.shape[0]
     B = min(settings.batch, n_seq)
     per_epoch = max(1, math.ceil(n_seq / B))
@@ -426,7 +431,7 @@ def fit_model(
         min_states=settings.min_states, velocity_weight=settings.velocity_weight,
         scale=settings.stage_b_scale,
         extra=(settings.stage_b_kinematics
-               * data[..., config.pixels : config.pixels + config.kinematics]
+               * as_float(data[..., config.pixels : config.pixels + config.kinematics])
                if settings.stage_b_kinematics > 0 and config.kinematics
                and not config.kin_in_state else None),
     )

@@ -66,3 +66,49 @@ def test_moments_summed_by_chunk_equal_the_whole(float64: None) -> None:
     assert torch.allclose(chunked.Syy, weigh(mom.Enext), atol=1e-10)
     assert torch.allclose(chunked.n, gamma[:, 1:].sum((0, 1)))
     assert torch.allclose(smoothed_latents(model, data, chunk=3), smoothed_latents(model, data))
+
+
+def test_hours_of_video_are_kept_in_half_precision() -> None:
+    assert training_data.storage_dtype(10_000, 1030, 1.0) == torch.float32
+    # 8 h at 30 fps, 32x32 pixels and 6 kinematics: 3.6 GB in float32.
+    assert training_data.storage_dtype(864_000, 1030, 1.0) == torch.float16
+    x = torch.tensor([[0.0, 1 / 255, 0.5, 1.0, -8.0, 8.0, 3.14159]])
+    data = training_data.subsequences([1], 1, lambda i: x, torch.float16)
+    assert data.dtype == torch.float16
+    back = training_data.as_float(data)
+    assert back.dtype == torch.float32
+    assert torch.allclose(back[0, :, :4], x[:, :4], atol=2.5e-4)  # pixels
+    assert torch.allclose(back[0, :, 4:], x[:, 4:], atol=4e-3)  # kinematics
+
+
+def test_a_fit_on_half_precision_storage_finds_the_same_syllables(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The same fit with its training tensor in float16 (as on hours of video) and in float32:
+    the same syllables, frame for frame but for a few."""
+    from sklearn.metrics import adjusted_rand_score
+
+    from model.segment import segment_frames
+    from model.synthetic_slds import make_synthetic
+    from model.train import TrainSettings, fit_model
+
+    torch.set_num_threads(1)
+    syn = make_synthetic(1600, states=3, latent_dim=2, seed=1)
+    kept = []
+    made = training_data.subsequences
+
+    def spy(*args, **kwargs):
+        data = made(*args, **kwargs)
+        kept.append(data.dtype)
+        return data
+
+    monkeypatch.setattr("model.train.subsequences", spy)
+    labels = {}
+    for half in (1.0, 0.0):
+        settings = TrainSettings(hidden=64, steps_a=150, steps_c=60, batch=16, min_states=2,
+                                 half_above_gib=half)  # fmt: skip
+        fitted = fit_model([syn.frames], states=6, latent_dim=3, seed=0, settings=settings)
+        labels[half] = segment_frames(fitted, syn.frames).syllable
+    assert kept == [torch.float32, torch.float16]
+    assert adjusted_rand_score(labels[1.0], labels[0.0]) > 0.95
+    assert adjusted_rand_score(syn.states, labels[0.0]) > 0.5
