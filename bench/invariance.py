@@ -335,7 +335,7 @@ def _planted(args: argparse.Namespace, names: list[str], cache: Path) -> None:
     """Planted designs: the second cohort has the mix pair's behaviour change *and* the pair's
     nuisance. Flagged syllables should be those of behaviours whose true usage the same test
     flags; any other is a false alarm the nuisance caused."""
-    false_designs = designs = 0
+    false_designs = designs = changed = found = 0
     for name in names:
         if name == "mix":
             continue
@@ -344,11 +344,15 @@ def _planted(args: argparse.Namespace, names: list[str], cache: Path) -> None:
             r = run_pair(f"mix+{name}", args, cache, seed=200 + d)
             designs += 1
             false_designs += int(r["false_flags"]) > 0
+            truly = {b for b in str(r["changed"]).split(",") if b}
+            changed += len(truly)
+            found += len(truly & set(str(r["flagged_as"]).split(",")))
             print(json.dumps(r, default=str), flush=True)
     if designs:
         print(
             f"planted designs with a syllable flagged whose behaviour did not change: "
-            f"{false_designs}/{designs}"
+            f"{false_designs}/{designs}; behaviours whose true usage changed (by the same test) "
+            f"with a syllable flagged: {found}/{changed}"
         )
 
 
