@@ -73,21 +73,35 @@ def _sticky_log_trans(active: torch.Tensor, dwell: float) -> torch.Tensor:
     return torch.log(mat)
 
 
+# Frames per piece in the per-frame steps below: their temporaries are (K, d) or (K, K) per
+# frame (about 6 KB at 40 states), which over all frames of hours of video would be gigabytes.
+_ROWS = 8192
+_SEQS = 1024  # subsequences per forward-backward pass
+
+
 def _gauss_loglik(F: torch.Tensor, mean: torch.Tensor, cov: torch.Tensor) -> torch.Tensor:
     """(M, K) log N(F_m | mean_k, cov_k) for F (M, d), mean (K, d), cov (K, d, d)."""
     chol = torch.linalg.cholesky(cov)
-    resid = (F[None] - mean[:, None]).transpose(-1, -2)  # (K, d, M)
-    z = torch.linalg.solve_triangular(chol, resid, upper=False)
     logdet = 2 * torch.log(chol.diagonal(dim1=-2, dim2=-1)).sum(-1)
-    d = F.shape[-1]
-    return (-0.5 * (z**2).sum(1) - 0.5 * (logdet + d * math.log(2 * math.pi))[:, None]).T
+    const = 0.5 * (logdet + F.shape[-1] * math.log(2 * math.pi))
+    out = F.new_empty(F.shape[0], mean.shape[0])
+    for i in range(0, F.shape[0], _ROWS):
+        resid = (F[None, i : i + _ROWS] - mean[:, None]).transpose(-1, -2)  # (K, d, rows)
+        z = torch.linalg.solve_triangular(chol, resid, upper=False)
+        out[i : i + _ROWS] = (-0.5 * (z**2).sum(1) - const[:, None]).T
+    return out
 
 
 def _gauss_moments(
     F: torch.Tensor, w: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Weighted counts (K,), sums (K, d) and sums of outer products (K, d, d)."""
-    return w.sum(0), w.T @ F, torch.einsum("mk,mi,mj->kij", w, F, F)
+    K, d = w.shape[1], F.shape[1]
+    s2 = F.new_zeros(K, d, d)
+    for i in range(0, F.shape[0], _ROWS):
+        f, wi = F[i : i + _ROWS], w[i : i + _ROWS]
+        s2 += torch.einsum("mk,mi,mj->kij", wi, f, f)
+    return w.sum(0), w.T @ F, s2
 
 
 def _gauss_from_moments(
@@ -170,10 +184,17 @@ def fit_sticky_ghmm(
             mean, cov, _ = _gauss_fit(F, w, ridge)
             cov = torch.where(active[:, None, None], cov, torch.eye(d, dtype=X.dtype))
             ll = _gauss_loglik(F, mean, cov).reshape(N, T, K)
-            ll = torch.where(active, ll, torch.full_like(ll, -1e6))
+            ll.masked_fill_(~active, -1e6)
             init = (w.reshape(N, T, K)[:, 0].sum(0) + 1e-3) * active
-            res = forward_backward(torch.log(init / init.sum() + 1e-30), log_trans, ll)
-            w, pair = res.gamma.reshape(-1, K), res.pair_counts.sum(0)
+            log_init = torch.log(init / init.sum() + 1e-30)
+            w = w.reshape(N, T, K)  # filled in place: w's old values are not read again
+            pair = torch.zeros(K, K, dtype=X.dtype)
+            for i in range(0, N, _SEQS):
+                res = forward_backward(log_init, log_trans, ll[i : i + _SEQS])
+                w[i : i + _SEQS] = res.gamma
+                pair += res.pair_counts.sum(0)
+            w = w.reshape(-1, K)
+            del ll
         return w, pair
 
     def loglik(mean_cov_n: tuple[torch.Tensor, ...]) -> torch.Tensor:

@@ -463,6 +463,7 @@ def fit_model(
     model.to_device(dev)
     del model_a
     cache = gamma0.to(torch.float32)
+    del gamma0, X  # per-frame arrays of stage B, not needed in stage C
 
     # Stage C: the full SLDS-SVAE.
     occupancy = np.zeros(states)

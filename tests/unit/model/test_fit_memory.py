@@ -112,3 +112,28 @@ def test_a_fit_on_half_precision_storage_finds_the_same_syllables(
     assert kept == [torch.float32, torch.float16]
     assert adjusted_rand_score(labels[1.0], labels[0.0]) > 0.95
     assert adjusted_rand_score(syn.states, labels[0.0]) > 0.5
+
+
+def test_stage_b_in_pieces_is_stage_b_at_once(
+    monkeypatch: pytest.MonkeyPatch, float64: None
+) -> None:
+    """Stage B's per-frame work (log-likelihoods, moments, forward-backward) done a few frames
+    and subsequences at a time gives the states of all at once (hours of video need it)."""
+    from model import stage_b
+
+    rng = np.random.default_rng(3)
+    z = np.repeat(rng.integers(0, 3, size=40 * 64 // 16), 16)
+    centres = np.array([[0.0, 0.0, 0.0], [3.0, 0.0, 1.0], [0.0, 3.0, -1.0]])
+    X = torch.as_tensor(centres[z] + 0.4 * rng.standard_normal((z.size, 3))).reshape(40, 64, 3)
+    extra = torch.as_tensor(rng.standard_normal((40, 64, 2)))
+
+    def run() -> tuple[torch.Tensor, ...]:
+        return stage_b.fit_sticky_ghmm(X, 10, start_states=8, seed=0, min_states=2, extra=extra)
+
+    whole = run()
+    monkeypatch.setattr(stage_b, "_ROWS", 100)  # pieces that do not divide the frames
+    monkeypatch.setattr(stage_b, "_SEQS", 7)
+    pieces = run()
+    assert torch.equal(whole[2], pieces[2]) and int(whole[2].sum()) >= 3
+    assert torch.allclose(whole[0], pieces[0], atol=1e-8)
+    assert torch.allclose(whole[1], pieces[1], rtol=1e-8)
