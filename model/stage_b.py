@@ -148,7 +148,6 @@ def fit_sticky_ghmm(
     Returns (gamma (N, T, states), pair counts (states, states), active (states,) bool).
     """
     N, T, D = X.shape
-    K = states
     if scale not in ("dim", "global"):
         raise ValueError(f"scale must be 'dim' or 'global', got {scale!r}")
     flat = X.reshape(-1, D)
@@ -167,7 +166,10 @@ def fit_sticky_ghmm(
     d = F.shape[1]
     rng = np.random.default_rng(seed)
     take = rng.choice(F.shape[0], size=min(F.shape[0], 20000), replace=False)
-    k0 = min(start_states, K)
+    # States are only ever merged, never added: the EM works on the k-means start's states
+    # alone (the others are embedded, unused, at the end), so that its per-frame arrays are
+    # k0, not ``states``, wide.
+    K = k0 = min(start_states, states)
     km = KMeans(n_clusters=k0, n_init=2, random_state=seed).fit(F[take].numpy())
     labels = torch.as_tensor(km.predict(F.numpy()), dtype=torch.long)
     w = torch.nn.functional.one_hot(labels, K).to(X.dtype)
@@ -231,4 +233,8 @@ def fit_sticky_ghmm(
         if not merged:
             break
         w, pair = em(w, max(2, iters // 3))
-    return w.reshape(N, T, K), pair, active
+    gamma = w.new_zeros(N, T, states)
+    gamma[..., :K] = w.reshape(N, T, K)
+    pair_all = pair.new_zeros(states, states)
+    pair_all[:K, :K] = pair
+    return gamma, pair_all, torch.cat([active, active.new_zeros(states - K)])
