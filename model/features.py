@@ -7,6 +7,7 @@ uncompressed ``.npz`` so they can be memory-mapped by training instead of read w
 from __future__ import annotations
 
 import json
+import mmap
 import os
 import zipfile
 from collections.abc import Mapping
@@ -144,4 +145,17 @@ def _mmap_member(path: Path, member: str) -> np.ndarray:
     )
 
 
-__all__ = ["SCALAR_NAMES", "Features", "framing", "from_preprocessed", "load", "save"]
+def release_pages(array: np.ndarray) -> None:
+    """Unmap the pages of a memory-mapped array (from :func:`load` with ``mmap=True``) from
+    this process; they stay in the page cache and are read back when touched. A fit reads each
+    session's crops once: without this, every session's pages would stay mapped, and count in
+    the worker's resident memory, until the fit ends (0.9 GB of 32x32 crops on 8 h of video).
+    Arrays not backed by a mapping are left alone."""
+    mapping = getattr(array, "_mmap", None)  # np.memmap and its views keep their mmap here
+    if isinstance(mapping, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED"):
+        mapping.madvise(mmap.MADV_DONTNEED)
+
+
+__all__ = [
+    "SCALAR_NAMES", "Features", "framing", "from_preprocessed", "load", "release_pages", "save",
+]

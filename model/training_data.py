@@ -9,6 +9,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from model.features import release_pages
 from model.svae import SVAEConfig, observations
 
 _BLOCK = 4096  # frames turned into observations at a time
@@ -28,6 +29,7 @@ def session_observations(
             block /= np.float32(255.0)
         kin = None if kinematics is None else kinematics[i : i + _BLOCK]
         parts.append(observations(block, kin, config, polarity))
+    release_pages(frames)
     return torch.cat(parts) if len(parts) > 1 else parts[0]
 
 

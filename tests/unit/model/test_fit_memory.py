@@ -137,3 +137,26 @@ def test_stage_b_in_pieces_is_stage_b_at_once(
     assert torch.equal(whole[2], pieces[2]) and int(whole[2].sum()) >= 3
     assert torch.allclose(whole[0], pieces[0], atol=1e-8)
     assert torch.allclose(whole[1], pieces[1], rtol=1e-8)
+
+
+def _rss_file_mib() -> float:
+    for line in open("/proc/self/status"):
+        if line.startswith("RssFile:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no RssFile in /proc/self/status")
+
+
+def test_a_sessions_crops_leave_the_fits_memory_once_read(tmp_path) -> None:
+    """Memory-mapped crops read into a fit's observations are unmapped afterwards: hours of
+    sessions' pages must not add up in the worker's resident memory. They read back the same."""
+    crops = np.random.default_rng(0).integers(0, 256, size=(4096, 128, 128), dtype=np.uint8)
+    crops.tofile(tmp_path / "crops.u8")  # 64 MiB
+    mapped = np.memmap(tmp_path / "crops.u8", dtype=np.uint8, mode="r", shape=crops.shape)
+    before = _rss_file_mib()
+    cfg = SVAEConfig(states=2, latent_dim=2, height=8, width=8, hidden=8)
+    obs = training_data.session_observations(mapped, None, cfg, None)
+    assert obs.shape == (4096, 64)
+    assert _rss_file_mib() - before < 16  # 64 MiB were read
+    mapped.sum()  # touching them again maps them again ...
+    assert _rss_file_mib() - before > 48
+    assert np.array_equal(mapped[::512], crops[::512])  # ... with the same values
