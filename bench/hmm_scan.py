@@ -13,24 +13,15 @@ the work.
 from __future__ import annotations
 
 import argparse
-import time
+import sys
+from pathlib import Path
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import best_time
+
 from model import hmm, hmm_parallel
-
-
-def _time(fn, *args, repeat: int, device: torch.device) -> tuple[float, object]:  # type: ignore[no-untyped-def]
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        out = fn(*args)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
 
 
 def main() -> None:
@@ -62,21 +53,12 @@ def main() -> None:
                 device
             )
             with torch.no_grad():
-                seq_s, seq = _time(
-                    hmm.forward_backward,
-                    log_pi0,
-                    log_trans,
-                    log_lik,
-                    repeat=args.repeat,
-                    device=device,
+                inputs = (log_pi0, log_trans, log_lik)
+                seq_s, seq = best_time(
+                    lambda a=inputs: hmm.forward_backward(*a), args.repeat, device
                 )
-                par_s, par = _time(
-                    hmm_parallel.forward_backward,
-                    log_pi0,
-                    log_trans,
-                    log_lik,
-                    repeat=args.repeat,
-                    device=device,
+                par_s, par = best_time(
+                    lambda a=inputs: hmm_parallel.forward_backward(*a), args.repeat, device
                 )
             diff = (seq.gamma - par.gamma).abs().max().item()  # type: ignore[union-attr]
             print(

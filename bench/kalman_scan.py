@@ -14,10 +14,14 @@ latent state's dimension (10 pose latents + 4 kinematics by default in the fit).
 from __future__ import annotations
 
 import argparse
-import time
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import best_time
 
 from model import kalman, kalman_parallel
 
@@ -43,19 +47,6 @@ def _problem(b: int, t: int, d: int, device: torch.device) -> list[torch.Tensor]
         torch.randn(b, t, d, generator=g, dtype=torch.float64),
     ]
     return [a.to(device) for a in args]
-
-
-def _time(fn: Callable[[], object], repeat: int, device: torch.device) -> tuple[float, object]:
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        out = fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
 
 
 def _with_gradient(smoother: Callable[..., kalman.KalmanResult], args: list[torch.Tensor]):  # type: ignore[no-untyped-def]
@@ -88,9 +79,11 @@ def main() -> None:
                 for smoother in (kalman.kalman_smoother, kalman_parallel.kalman_smoother):
                     if name == "smooth":
                         with torch.no_grad():
-                            s, out = _time(lambda f=smoother, p=problem: f(*p), args.repeat, device)
+                            s, out = best_time(
+                                lambda f=smoother, p=problem: f(*p), args.repeat, device
+                            )
                     else:
-                        s, out = _time(
+                        s, out = best_time(
                             lambda f=smoother, p=problem: _with_gradient(f, p), args.repeat, device
                         )
                     times.append(s)
