@@ -26,12 +26,15 @@ import errno
 import logging
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import boto3
+from boto3.exceptions import Boto3Error
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
@@ -41,6 +44,24 @@ from app.core.errors import StoredFileCorrupt
 from app.core.storage import Storage, StoredFile, is_original, original_path
 
 _MISSING = {"404", "NoSuchKey", "NotFound"}
+
+
+class BucketUnreadable(OSError):
+    """The bucket could not be read (down, refused, denied). An OSError, as a local disk's
+    failure is: callers that carry on without a derived file (framing, kinematics, a
+    comparison's design) carry on the same way instead of failing the request."""
+
+
+@contextmanager
+def _reading(bucket: str, key: str) -> Iterator[None]:
+    try:
+        yield
+    except (BotoCoreError, ClientError, Boto3Error) as exc:
+        raise BucketUnreadable(
+            errno.EIO,
+            f"could not read {key} from the bucket {bucket} ({exc}); check that the S3 "
+            f"server answers and that SYLLABARY_S3_* give this host access",
+        ) from exc
 _CONDITIONAL_WRITES = ("PutObject", "CompleteMultipartUpload")
 log = logging.getLogger(__name__)
 
@@ -100,24 +121,28 @@ class S3Storage(Storage):
         path, key = self.abspath(relative), self.key(relative)
         if is_original(key) and path.is_file():
             return path  # content-addressed: a cached original is the original
-        head = self.head(key)
-        if head is None:
-            raise FileNotFoundError(
-                errno.ENOENT, f"{key} is not in the bucket {self.bucket}", str(path)
-            )
-        self._fetch(key, path, int(head["ContentLength"]), head["LastModified"])
+        with _reading(self.bucket, key):
+            head = self.head(key)
+            if head is None:
+                raise FileNotFoundError(
+                    errno.ENOENT, f"{key} is not in the bucket {self.bucket}", str(path)
+                )
+            self._fetch(key, path, int(head["ContentLength"]), head["LastModified"])
         return path
 
     def local_dir(self, relative: str) -> Path:
         path, key = self.abspath(relative), self.key(relative)
         found = False
-        for page in self.client.get_paginator("list_objects_v2").paginate(
-            Bucket=self.bucket, Prefix=f"{key}/"
-        ):
-            for obj in page.get("Contents", []):
-                found = True
-                # abspath refuses a key that would land outside the cache.
-                self._fetch(obj["Key"], self.abspath(obj["Key"]), obj["Size"], obj["LastModified"])
+        with _reading(self.bucket, f"{key}/"):
+            for page in self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=f"{key}/"
+            ):
+                for obj in page.get("Contents", []):
+                    found = True
+                    # abspath refuses a key that would land outside the cache.
+                    self._fetch(
+                        obj["Key"], self.abspath(obj["Key"]), obj["Size"], obj["LastModified"]
+                    )
         if not found:
             raise FileNotFoundError(
                 errno.ENOENT, f"nothing under {key}/ in the bucket {self.bucket}", str(path)

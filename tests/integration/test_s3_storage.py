@@ -331,6 +331,46 @@ def test_a_derived_file_is_published_and_read_on_another_host_with_an_empty_cach
     assert fetched == []
 
 
+def test_a_bucket_that_cannot_be_read_is_an_os_error_that_names_it(
+    host: Callable[[str], S3Storage], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bucket down, refusing or denying is an OSError as a failed disk is, so the callers
+    that carry on without a derived file (framing, kinematics, a comparison's design) carry
+    on, and it names the bucket; a missing key stays FileNotFoundError."""
+    from botocore.exceptions import ClientError, EndpointConnectionError
+
+    from app.core.s3storage import BucketUnreadable
+
+    worker, web = host("worker"), host("web")
+    rel = "sessions/7/features.npz"
+    factories.write_features(worker.root, rel, 40, 30.0)
+    worker.publish(rel)
+
+    def down(**_kwargs: Any) -> Any:
+        raise EndpointConnectionError(endpoint_url="http://127.0.0.1:9")
+
+    monkeypatch.setattr(web.client, "head_object", down)
+    with pytest.raises(BucketUnreadable, match=web.bucket) as caught:
+        web.local(rel)
+    assert isinstance(caught.value, OSError) and not isinstance(caught.value, FileNotFoundError)
+    assert "SYLLABARY_S3_" in str(caught.value)
+    assert not web.abspath(rel).exists()
+
+    denied = ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "ListObjectsV2")
+
+    class Refusing:
+        def paginate(self, **_kwargs: Any) -> Any:
+            raise denied
+
+    monkeypatch.setattr(web.client, "get_paginator", lambda _name: Refusing())
+    with pytest.raises(BucketUnreadable, match="AccessDenied"):
+        web.local_dir("models/3")
+    monkeypatch.undo()
+    with pytest.raises(FileNotFoundError):
+        web.local("sessions/8/features.npz")  # really missing: still "not found"
+    assert web.local(rel).read_bytes() == worker.abspath(rel).read_bytes()  # the bucket is back
+
+
 def test_a_model_directory_is_published_and_fetched_whole_by_its_prefix(
     host: Callable[[str], S3Storage],
 ) -> None:

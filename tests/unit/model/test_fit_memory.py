@@ -3,6 +3,8 @@ block at a time, sessions cut straight into one tensor, stage B's moments summed
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -140,13 +142,13 @@ def test_stage_b_in_pieces_is_stage_b_at_once(
 
 
 def _rss_file_mib() -> float:
-    for line in open("/proc/self/status"):
+    for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("RssFile:"):
             return int(line.split()[1]) / 1024
     raise AssertionError("no RssFile in /proc/self/status")
 
 
-def test_a_sessions_crops_leave_the_fits_memory_once_read(tmp_path) -> None:
+def test_a_sessions_crops_leave_the_fits_memory_once_read(tmp_path: Path) -> None:
     """Memory-mapped crops read into a fit's observations are unmapped afterwards: hours of
     sessions' pages must not add up in the worker's resident memory. They read back the same."""
     crops = np.random.default_rng(0).integers(0, 256, size=(4096, 128, 128), dtype=np.uint8)
