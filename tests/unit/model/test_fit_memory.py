@@ -162,3 +162,20 @@ def test_a_sessions_crops_leave_the_fits_memory_once_read(tmp_path: Path) -> Non
     mapped.sum()  # touching them again maps them again ...
     assert _rss_file_mib() - before > 48
     assert np.array_equal(mapped[::512], crops[::512])  # ... with the same values
+
+
+def test_training_steps_grow_with_the_experiment_within_a_budget() -> None:
+    """Steps per stage: 400 on minutes of video, 30 passes from about 15 minutes, at most 4,000
+    (8 h in well under an hour on 2 cores), and never fewer than 4 passes."""
+    from model.train import TrainSettings, default_steps
+
+    settings = TrainSettings()
+
+    def per_epoch(minutes: float) -> int:  # 30 fps, 64-frame subsequences, 32 per minibatch
+        return int(np.ceil(minutes * 60 * 30 / 64 / 32))
+
+    assert default_steps(per_epoch(10), settings) == 400
+    assert default_steps(per_epoch(60), settings) == 30 * per_epoch(60)
+    assert default_steps(per_epoch(480), settings) == 4000
+    assert default_steps(per_epoch(24 * 60), settings) == 4 * per_epoch(24 * 60)
+    assert default_steps(1, settings) == 60  # a few subsequences: at most 60 passes
