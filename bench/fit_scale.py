@@ -1,7 +1,7 @@
 """Does the fit keep its quality, time and memory as the experiment grows?
 
     python bench/fit_scale.py [--minutes 10,60] [--animals 6] [--size 240x240] [--seed 7]
-                              [--smoother auto] [--cache DIR]
+                              [--smoother auto] [--steps 0] [--cache DIR]
 
 For each total length in ``--minutes`` (split over ``--animals`` synthetic animals of
 :mod:`model.synth`, same generator, same behaviours), the sessions are rendered, preprocessed
@@ -11,7 +11,8 @@ fit seconds, peak resident memory of the fitting process (GiB), ARI against the 
 used, median bout (ms), and two ratios against the smallest size of the same run (the
 baseline): time per frame, and ARI minus the baseline's. The CPU is always run; CUDA too when
 a GPU is present, printed beside it with its speed-up. ``--smoother`` sets
-``SYLLABARY_SMOOTHER`` for the fits (auto, parallel, sequential).
+``SYLLABARY_SMOOTHER`` for the fits (auto, parallel, sequential); ``--steps N`` fixes the
+training steps of stages A and C (0: the fit's own rule, ``model.train.default_steps``).
 """
 
 from __future__ import annotations
@@ -56,12 +57,13 @@ def _dataset(minutes: float, animals: int, size: tuple[int, int], seed: int, cac
 def _child(args: argparse.Namespace) -> None:
     """Fit on the feature files given, segment them, print one JSON line (in the child)."""
     from model.segment import segment_features
-    from model.train import fit_features
+    from model.train import TrainSettings, fit_features
 
     files = json.loads(args.child)
     features = [load(f) for f, _ in files]
     t0 = time.perf_counter()
-    fitted = fit_features(features, seed=args.seed, device=args.device)
+    settings = TrainSettings(steps_a=args.steps, steps_c=args.steps)
+    fitted = fit_features(features, seed=args.seed, device=args.device, settings=settings)
     fit_s = time.perf_counter() - t0
     labels = [segment_features(fitted, f, keep_posterior=False).syllable for f in features]
     truths = [read_truth(t)[0][: len(lab)] for (_, t), lab in zip(files, labels, strict=True)]
@@ -83,6 +85,7 @@ def main() -> None:
     parser.add_argument("--size", default="240x240")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--smoother", choices=("auto", "parallel", "sequential"), default="auto")
+    parser.add_argument("--steps", type=int, default=0, help="steps per stage (0: the rule)")
     parser.add_argument("--cache", default=None)
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--device", default="cpu", help=argparse.SUPPRESS)
@@ -110,7 +113,7 @@ def main() -> None:
                 listing = json.dumps([[str(f), str(t)] for f, t in files])
                 proc = subprocess.run(
                     [sys.executable, __file__, "--child", listing, "--device", device,
-                     "--seed", str(args.seed)],
+                     "--seed", str(args.seed), "--steps", str(args.steps)],
                     env=env, capture_output=True, text=True, check=True,
                 )  # fmt: skip
                 row = json.loads(proc.stdout.strip().splitlines()[-1])
