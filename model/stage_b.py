@@ -133,6 +133,7 @@ def fit_sticky_ghmm(
     velocity_weight: float = 0.0,
     scale: str = "dim",
     extra: torch.Tensor | None = None,
+    evidence_frames: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Sticky Gaussian HMM on where the latent is and where it is heading, by EM.
 
@@ -144,6 +145,15 @@ def fit_sticky_ghmm(
     state (never below ``min_states``), so the data decide how many states are used.
     ``scale`` "dim" standardises each latent dimension, "global" divides all by one overall
     spread; ``extra`` (N, T, E) features, already scaled, are appended as they are.
+
+    ``evidence_frames`` (0: no cap) caps the evidence the merge test counts: with more frames
+    than this, the test weighs each state's frames as if the video had been cut to that
+    length. A behaviour is not exactly
+    Gaussian, and the log-likelihood a merge loses grows with the frames while the BIC cost
+    grows with their logarithm only: on all frames, hours of video would keep apart the lobes
+    of one behaviour that minutes of it merge (synthetic latents with 3 lobes per behaviour:
+    7 states and ARI 0.96 on 17,920 frames, 15 states and ARI 0.56 on 108,800). Capped, the
+    number of states is a property of the behaviours, not of the amount of video.
 
     Returns (gamma (N, T, states), pair counts (states, states), active (states,) bool).
     """
@@ -176,7 +186,9 @@ def fit_sticky_ghmm(
     active = w.sum(0) > 0
     ridge = 1e-3
     n_params = d + d * (d + 1) // 2
-    penalty = merge_penalty * 0.5 * n_params * math.log(max(N * T, 2))
+    frames = N * T if evidence_frames <= 0 else min(N * T, evidence_frames)
+    share = frames / (N * T)
+    penalty = merge_penalty * 0.5 * n_params * math.log(max(frames, 2))
     pair = torch.zeros(K, K, dtype=X.dtype)
 
     def em(w: torch.Tensor, rounds: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -216,8 +228,8 @@ def fit_sticky_ghmm(
             upper = ii < jj
             i_, j_ = ii[upper], jj[upper]
             both = _gauss_from_moments(n[i_] + n[j_], s1[i_] + s1[j_], s2[i_] + s2[j_], ridge)
-            costs = own[i_] + own[j_] - loglik(both)
-            costs = torch.where(torch.minimum(n[i_], n[j_]) < 2 * n_params,
+            costs = share * (own[i_] + own[j_] - loglik(both))
+            costs = torch.where(share * torch.minimum(n[i_], n[j_]) < 2 * n_params,
                                 torch.full_like(costs, -1.0), costs)
             best, best_cost = None, math.inf
             if costs.numel():

@@ -73,6 +73,9 @@ class TrainSettings:
     rho_tau: float = 100.0
     em_iters: int = 12
     merge_penalty: float = 1.0  # × BIC cost of a state, for merging states in stage B
+    # Stage B's merge test counts at most this many frames of evidence (10 min at 30 fps), so
+    # that hours of video do not keep apart what minutes of it merge (model.stage_b).
+    stage_b_evidence_frames: int = 18000
     # Stage B never merges, and ``min_bout_s`` never switches off, below this many states in use
     # (states too small to count as in use go regardless): the BIC test alone merges real
     # behaviour down to 2-3 states.
@@ -441,7 +444,7 @@ def fit_model(
         iters=settings.em_iters, seed=seed,
         dwell_frames=config.dwell_frames, merge_penalty=settings.merge_penalty,
         min_states=settings.min_states, velocity_weight=settings.velocity_weight,
-        scale=settings.stage_b_scale,
+        scale=settings.stage_b_scale, evidence_frames=settings.stage_b_evidence_frames,
         extra=(settings.stage_b_kinematics
                * as_float(data[..., config.pixels : config.pixels + config.kinematics])
                if settings.stage_b_kinematics > 0 and config.kinematics

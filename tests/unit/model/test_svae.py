@@ -236,6 +236,38 @@ def test_stage_b_finds_regions_seen_only_in_the_kinematics():
         fit_sticky_ghmm(noise, 10, scale="unit")
 
 
+def test_stage_b_keeps_as_many_states_on_more_video_of_the_same_behaviours():
+    """Three behaviours, each three close lobes (not Gaussian): on 4,096 frames stage B finds
+    the three; on 8x the frames of the same generator, an uncapped merge test keeps lobes
+    apart, the capped one finds the same three behaviours as on the short video."""
+    import numpy as np
+    from sklearn.metrics import adjusted_rand_score
+
+    from model.stage_b import fit_sticky_ghmm
+
+    lobes = np.random.default_rng(0).normal(0.0, 3.0, (3, 3, 4))
+    lobes = lobes[:, :1] + 0.25 * (lobes - lobes[:, :1])
+
+    def video(n_seq: int) -> tuple[torch.Tensor, np.ndarray]:
+        rng = np.random.default_rng(3)
+        z = np.repeat(rng.integers(0, 3, (n_seq, 4)), 16, axis=1)
+        x = lobes[z, rng.integers(0, 3, z.shape)] + 0.5 * rng.standard_normal((*z.shape, 4))
+        return torch.as_tensor(x), z.ravel()
+
+    def fit(n_seq: int, evidence: int) -> tuple[int, float]:
+        X, z = video(n_seq)
+        gamma, _, active = fit_sticky_ghmm(X, 10, start_states=8, seed=0, min_states=2,
+                                           evidence_frames=evidence)
+        return int(active.sum()), adjusted_rand_score(z, gamma.argmax(-1).reshape(-1).numpy())
+
+    short, short_ari = fit(64, 4096)
+    assert short == 3 and short_ari > 0.95
+    uncapped, uncapped_ari = fit(512, 0)
+    assert uncapped > 3 and uncapped_ari < 0.9
+    capped, capped_ari = fit(512, 4096)
+    assert capped == 3 and capped_ari > 0.95
+
+
 def test_node_log_potentials_match_the_expected_log_density_term_by_term():
     """L_{t,k} = -½tr(E[Q⁻¹] E xₜxₜᵀ) + tr(E[Q⁻¹A]ᵀ E xₜx̃ₜ₋₁ᵀ) - ½tr(E[AᵀQ⁻¹A] E x̃ₜ₋₁x̃ₜ₋₁ᵀ)
     + ½E log|Q⁻¹| - D/2 log 2π, written out per frame with x̃ = [x; 1] (the fast version sums
