@@ -42,7 +42,7 @@ from model.svae import (
     params_to,
     sufficient_stats,
 )
-from model.training_data import as_float, session_observations, storage_dtype, subsequences
+from model.training_data import as_float, session_observations, subsequences
 
 ProgressFn = Callable[[float, str, dict], None]
 
@@ -395,18 +395,13 @@ def fit_model(
             None if polarities is None else polarities[i],
         )
 
-    width = config.pixels + config.kinematics + int(config.polarity_input)
     data = subsequences([len(x) for x in sessions], settings.seq_len, session,
-                        storage_dtype(n_frames, width, settings.half_above_gib))
+                        settings.half_above_gib)
     n_seq = data.shape[0]
     B = min(settings.batch, n_seq)
     per_epoch = max(1, math.ceil(n_seq / B))
-    if epochs is None:
-        steps_c = settings.steps_c or default_steps(per_epoch, settings)
-        steps_a = settings.steps_a or default_steps(per_epoch, settings)
-    else:
-        steps_c = settings.steps_c or max(1, epochs * per_epoch)
-        steps_a = settings.steps_a or max(1, epochs * per_epoch)
+    steps = default_steps(per_epoch, settings) if epochs is None else max(1, epochs * per_epoch)
+    steps_a, steps_c = settings.steps_a or steps, settings.steps_c or steps
     total = steps_a + steps_c
     history: list[dict[str, Any]] = []
 

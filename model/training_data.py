@@ -4,6 +4,7 @@ into one tensor of subsequences, so that the experiment's crops never exist as f
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -53,12 +54,12 @@ def subsequences(
     lengths: list[int],
     seq_len: int,
     session: Callable[[int], torch.Tensor],
-    dtype: torch.dtype | None = None,
+    half_above_gib: float = math.inf,
 ) -> torch.Tensor:
     """Every session's observations cut into non-overlapping (N, seq_len, P) pieces (short
-    tails dropped), filled session by session into one tensor (of ``dtype``, default that of
-    the observations): ``session(i)`` makes session i's (T_i, P) observations, and only one
-    session's exist besides the pieces."""
+    tails dropped), filled session by session into one tensor, in float16 once it would pass
+    ``half_above_gib`` in float32 (:func:`storage_dtype`): ``session(i)`` makes session i's
+    (T_i, P) observations, and only one session's exist besides the pieces."""
     counts = [n // seq_len for n in lengths]
     if not sum(counts):
         raise ValueError(f"need at least {seq_len} frames in one session to fit a model")
@@ -69,7 +70,8 @@ def subsequences(
             continue
         x = session(i)
         if data is None:
-            data = x.new_empty(sum(counts), seq_len, x.shape[1], dtype=dtype or x.dtype)
+            dtype = storage_dtype(sum(counts) * seq_len, x.shape[1], half_above_gib)
+            data = x.new_empty(sum(counts), seq_len, x.shape[1], dtype=dtype)
         data[at : at + n] = x[: n * seq_len].reshape(n, seq_len, -1)
         at += n
     assert data is not None

@@ -44,6 +44,8 @@ from app.core.errors import StoredFileCorrupt
 from app.core.storage import Storage, StoredFile, is_original, original_path
 
 _MISSING = {"404", "NoSuchKey", "NotFound"}
+_CONDITIONAL_WRITES = ("PutObject", "CompleteMultipartUpload")
+log = logging.getLogger(__name__)
 
 
 class BucketUnreadable(OSError):
@@ -62,8 +64,6 @@ def _reading(bucket: str, key: str) -> Iterator[None]:
             f"could not read {key} from the bucket {bucket} ({exc}); check that the S3 "
             f"server answers and that SYLLABARY_S3_* give this host access",
         ) from exc
-_CONDITIONAL_WRITES = ("PutObject", "CompleteMultipartUpload")
-log = logging.getLogger(__name__)
 
 
 def _write_originals_only_if_absent(params: dict[str, Any], **_kwargs: Any) -> None:

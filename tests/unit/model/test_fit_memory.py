@@ -75,7 +75,8 @@ def test_hours_of_video_are_kept_in_half_precision() -> None:
     # 8 h at 30 fps, 32x32 pixels and 6 kinematics: 3.6 GB in float32.
     assert training_data.storage_dtype(864_000, 1030, 1.0) == torch.float16
     x = torch.tensor([[0.0, 1 / 255, 0.5, 1.0, -8.0, 8.0, 3.14159]])
-    data = training_data.subsequences([1], 1, lambda i: x, torch.float16)
+    assert training_data.subsequences([1], 1, lambda i: x).dtype == torch.float32
+    data = training_data.subsequences([1], 1, lambda i: x, half_above_gib=0.0)
     assert data.dtype == torch.float16
     back = training_data.as_float(data)
     assert back.dtype == torch.float32
