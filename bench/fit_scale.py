@@ -8,9 +8,10 @@ For each total length in ``--minutes`` (split over ``--animals`` synthetic anima
 and stored as feature files (``--cache`` keeps them between runs), then one fit runs in a
 child process that reads them memory-mapped, as a worker does. Printed per size and device:
 fit seconds, peak resident memory of the fitting process (GiB), ARI against the truth, states
-used, median bout (ms), and two ratios against the smallest size of the same run (the
-baseline): time per frame, and ARI minus the baseline's. The CPU is always run; CUDA too when
-a GPU is present, printed beside it with its speed-up. ``--smoother`` sets
+used (and stage B's, before stage C), median bout (ms), and two ratios against the smallest
+size of the same run (the baseline): time per frame, and ARI minus the baseline's. The CPU is
+always run; CUDA too when a GPU is present, printed beside it with its speed-up. Each fit's
+figures are also written beside its data set (``fit-<device>.json``). ``--smoother`` sets
 ``SYLLABARY_SMOOTHER`` for the fits (auto, parallel, sequential); ``--steps N`` fixes the
 training steps of stages A and C (0: the fit's own rule, ``model.train.default_steps``).
 """
@@ -67,7 +68,7 @@ def _child(args: argparse.Namespace) -> None:
     fit_s = time.perf_counter() - t0
     labels = [segment_features(fitted, f, keep_posterior=False).syllable for f in features]
     truths = [read_truth(t)[0][: len(lab)] for (_, t), lab in zip(files, labels, strict=True)]
-    print(json.dumps({
+    row = json.dumps({
         "fit_s": fit_s,
         "peak_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2,
         "ari": metrics.ari(truths, labels),
@@ -75,7 +76,11 @@ def _child(args: argparse.Namespace) -> None:
         "median_ms": 1000 * metrics.median_bout_duration(labels, features[0].fps),
         "frames": int(sum(len(lab) for lab in labels)),
         "steps": [fitted.summary["steps_a"], fitted.summary["steps_c"]],
-    }))  # fmt: skip
+        "stage_b_states": fitted.summary["stage_b_states"],
+    })  # fmt: skip
+    # Kept beside the data set too, so that a long run's figures outlive its terminal.
+    Path(files[0][0]).with_name(f"fit-{args.device}.json").write_text(row + "\n")
+    print(row)
 
 
 def main() -> None:
@@ -101,7 +106,7 @@ def main() -> None:
     print(f"{args.animals} animals, {args.size}, smoother {args.smoother}, devices {devices}")
     print(
         f"{'minutes':>7s} {'device':6s} {'fit s':>8s} {'peak GiB':>8s} {'ARI':>6s} {'states':>6s} "
-        f"{'median ms':>9s} {'s/frame ratio':>13s} {'ΔARI':>6s} {'speed-up':>8s}"
+        f"{'stage B':>7s} {'median ms':>9s} {'s/frame ratio':>13s} {'ΔARI':>6s} {'speed-up':>8s}"
     )
     with TemporaryDirectory() as tmp:
         cache = Path(args.cache or tmp)
@@ -123,7 +128,8 @@ def main() -> None:
                 speed = rows["cpu"]["fit_s"] / row["fit_s"]
                 print(
                     f"{minutes:7g} {device:6s} {row['fit_s']:8.1f} {row['peak_gib']:8.2f} "
-                    f"{row['ari']:6.3f} {row['states']:6d} {row['median_ms']:9.0f} "
+                    f"{row['ari']:6.3f} {row['states']:6d} {row['stage_b_states']:7d} "
+                    f"{row['median_ms']:9.0f} "
                     f"{per_frame:13.2f} {row['ari'] - first['ari']:+6.3f} {speed:8.1f}",
                     flush=True,
                 )

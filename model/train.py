@@ -538,6 +538,7 @@ def fit_model(
         "frames": int(n_frames),
         "steps_a": steps_a,
         "steps_c": steps_c,
+        "stage_b_states": int(active.sum()),  # the first segmentation's, before stage C
         "short_lived_states_dropped": len(dropped),
         "fit_seconds": round(time.perf_counter() - t_start, 2),
         "device": str(dev),
