@@ -407,6 +407,7 @@ def test_fit_with_frame_pretraining_and_short_lived_states_switched_off():
     off = np.flatnonzero((fitted.svae.params.trans.max(0).values < 1e-6).cpu().numpy())
     assert fitted.summary["short_lived_states_dropped"] == len(off) >= 1
     assert fitted.summary["states_used"] >= 2
+    assert 2 <= fitted.summary["stage_b_states"] <= 5  # never below min_states, at most K
     labels = segment_frames(fitted, syn.frames).syllable
     assert not np.isin(labels, off).any()
 
