@@ -504,6 +504,37 @@ def write_video(
     return n
 
 
+def write_session(
+    out_dir: str | os.PathLike[str],
+    index: int,
+    *,
+    seconds: float = 60.0,
+    seed: int = 0,
+    fps: float = 30.0,
+    polarity: str = "dark",
+    size: tuple[int, int] = (320, 240),
+    behaviour_weights: Mapping[str, float] | Sequence[float] | None = None,
+    prefix: str = "session",
+) -> tuple[Path, Path]:
+    """Session ``index`` of :func:`write_dataset`'s data set, alone (so that sessions can be
+    rendered in parallel): ``<prefix>_NNN.mp4`` and its truth CSV. Returns (video, truth)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    frames, truth = render_session(
+        seconds,
+        fps=fps,
+        seed=seed * 1000 + index,
+        polarity=polarity if polarity != "both" else ("dark", "bright")[index % 2],
+        size=size,
+        behaviour_weights=behaviour_weights,
+    )
+    video = out / f"{prefix}_{index:03d}.mp4"
+    csv_path = out / f"{prefix}_{index:03d}.truth.csv"
+    write_video(video, frames, fps)
+    truth.write_csv(csv_path)
+    return video, csv_path
+
+
 def write_dataset(
     out_dir: str | os.PathLike[str],
     *,
@@ -523,22 +554,11 @@ def write_dataset(
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    written = []
-    for i in range(n_videos):
-        pol = polarity if polarity != "both" else ("dark", "bright")[i % 2]
-        frames, truth = render_session(
-            seconds,
-            fps=fps,
-            seed=seed * 1000 + i,
-            polarity=pol,
-            size=size,
-            behaviour_weights=behaviour_weights,
-        )
-        video = out / f"{prefix}_{i:03d}.mp4"
-        csv_path = out / f"{prefix}_{i:03d}.truth.csv"
-        write_video(video, frames, fps)
-        truth.write_csv(csv_path)
-        written.append((video, csv_path))
+    written = [
+        write_session(out, i, seconds=seconds, seed=seed, fps=fps, polarity=polarity, size=size,
+                      behaviour_weights=behaviour_weights, prefix=prefix)
+        for i in range(n_videos)
+    ]  # fmt: skip
     manifest = {
         "behaviours": list(BEHAVIOURS),
         "transition": transition_matrix(behaviour_weights).round(6).tolist(),

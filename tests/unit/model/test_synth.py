@@ -14,6 +14,7 @@ from model.synth import (
     render_session,
     transition_matrix,
     write_dataset,
+    write_session,
 )
 from model.video import iter_frames, probe
 
@@ -113,6 +114,20 @@ def test_write_dataset(tmp_path: Path) -> None:
     # Alternating polarity: the first video has a light floor, the second a dark one.
     floors = [np.percentile(next(iter_frames(v))[2], 90) for v, _ in written]
     assert floors[0] > 100 > floors[1]
+
+
+def test_a_session_written_alone_is_the_data_sets_session(tmp_path: Path) -> None:
+    """Sessions rendered one by one (in parallel, by bench/fit_scale.py) are the ones
+    write_dataset makes: same frames, same truth, same polarity by index."""
+    together = write_dataset(tmp_path / "all", n_videos=2, seconds=1, seed=4, polarity="both",
+                             size=(96, 72))  # fmt: skip
+    video, truth_csv = write_session(tmp_path / "one", 1, seconds=1, seed=4, polarity="both",
+                                     size=(96, 72))  # fmt: skip
+    assert video.name == together[1][0].name and truth_csv.name == together[1][1].name
+    assert truth_csv.read_text() == together[1][1].read_text()
+    frames = [np.stack([f for _, _, f in iter_frames(v)]) for v in (video, together[1][0])]
+    assert np.array_equal(*frames)
+    assert np.percentile(frames[0][0], 90) < 100  # index 1 of "both": a dark floor
 
 
 def test_single_behaviour_cohort_is_allowed() -> None:
