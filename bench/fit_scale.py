@@ -6,13 +6,12 @@
 For each total length in ``--minutes`` (split over ``--animals`` synthetic animals of
 :mod:`model.synth`, same generator, same behaviours), the sessions are rendered, preprocessed
 and stored as feature files, ``--jobs`` sessions at a time (``--cache`` keeps them between
-runs), then one fit runs in a
-child process that reads them memory-mapped, as a worker does. Printed per size and device:
-fit seconds, peak resident memory of the fitting process (GiB), ARI against the truth, states
-used (and stage B's, before stage C), the ARI of stage B's first segmentation and of the
-first segmentation after stage C (before short-lived states are switched off: "ARI B/C"),
-median bout (ms), and two ratios against the smallest
-size of the same run (the baseline): time per frame, and ARI minus the baseline's. The CPU is
+runs), then one fit runs in a child process that reads them memory-mapped, as a worker does.
+Printed per size and device: fit seconds, peak resident memory of the fitting process (GiB),
+ARI against the truth, states used (and stage B's, before stage C), the ARI of stage B's
+first segmentation and of the first segmentation after stage C (before short-lived states
+are switched off: "ARI B/C"), median bout (ms), and two ratios against the smallest size of
+the same run (the baseline): time per frame, and ARI minus the baseline's. The CPU is
 always run; CUDA too when a GPU is present, printed beside it with its speed-up. Each fit's
 figures are also written beside its data set (``fit-<device>.json``). ``--smoother`` sets
 ``SYLLABARY_SMOOTHER`` for the fits (auto, parallel, sequential); ``--steps N`` fixes the
@@ -108,13 +107,14 @@ def _child(args: argparse.Namespace) -> None:
 
     files = json.loads(args.child)
     features = [load(f) for f, _ in files]
-    stage_ari = _watch_stages(features, [read_truth(t)[0] for _, t in files])
+    truths = [read_truth(t)[0] for _, t in files]  # read once, for every stage's ARI
+    stage_ari = _watch_stages(features, truths)
     t0 = time.perf_counter()
     settings = TrainSettings(steps_a=args.steps, steps_c=args.steps)
     fitted = fit_features(features, seed=args.seed, device=args.device, settings=settings)
     fit_s = time.perf_counter() - t0
     labels = [segment_features(fitted, f, keep_posterior=False).syllable for f in features]
-    truths = [read_truth(t)[0][: len(lab)] for (_, t), lab in zip(files, labels, strict=True)]
+    truths = [t[: len(lab)] for t, lab in zip(truths, labels, strict=True)]
     row = json.dumps({
         "fit_s": fit_s,
         "peak_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2,

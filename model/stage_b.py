@@ -151,9 +151,9 @@ def fit_sticky_ghmm(
     length. A behaviour is not exactly Gaussian, and the log-likelihood a merge loses grows
     with the frames while the BIC cost grows with their logarithm only: on all frames, hours
     of video would keep apart the lobes of one behaviour that minutes of it merge (synthetic
-    latents with 3 lobes per behaviour:
-    7 states and ARI 0.96 on 17,920 frames, 15 states and ARI 0.56 on 108,800). Capped, the
-    number of states is a property of the behaviours, not of the amount of video.
+    latents with 3 lobes per behaviour: 7 states and ARI 0.96 on 17,920 frames, 15 states and
+    ARI 0.56 on 108,800). Capped, the number of states is a property of the behaviours, not of
+    the amount of video.
 
     Returns (gamma (N, T, states), pair counts (states, states), active (states,) bool).
     """
